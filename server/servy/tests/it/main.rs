@@ -1,0 +1,17 @@
+//! One integration binary, files named by behaviour. Every test starts the real `servy`
+//! binary with sockets passed the way systemd passes them, waits for `READY=1` on a
+//! notify socket the test owns, and speaks HTTP to it.
+
+mod support;
+
+mod assets;
+mod conditional;
+mod config;
+mod encoding;
+mod metrics;
+mod paths;
+mod range;
+mod redirects;
+mod robustness;
+mod shutdown;
+mod systemd;
