@@ -1,0 +1,301 @@
+# services.servy: the NixOS face of servy.
+#
+# The hardened units ship inside the package (lib/systemd/system); this module enables
+# them with systemd.packages and only overrides what NixOS decides: the generated config
+# file, the listen addresses, when things start, and the network sandbox.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}: let
+  cfg = config.services.servy;
+  settingsFormat = pkgs.formats.toml {};
+
+  # The servy that carries the site, built from the chosen package (see pkgs/mk-servy.nix).
+  finalPackage =
+    if cfg.site == null
+    then cfg.package
+    else cfg.package.override {inherit (cfg) site;};
+
+  redirectsFile =
+    if cfg.redirects == {}
+    then null
+    else
+      pkgs.writeText "servy-redirects.txt" (lib.concatStrings (
+        lib.mapAttrsToList (alias: target: "${alias} ${target}\n") cfg.redirects
+      ));
+
+  # TOML has no null: unset optional keys are left out, so servy's own defaults apply.
+  settings = lib.filterAttrsRecursive (_: v: v != null) (lib.recursiveUpdate cfg.settings (
+    lib.optionalAttrs (redirectsFile != null) {redirects.source = "${redirectsFile}";}
+  ));
+  configFile = settingsFormat.generate "servy.toml" settings;
+
+  source = settings.redirects.source or null;
+  fetchesOverNetwork = source != null && builtins.match "https?://.*" source != null;
+  # Without a network fetch servy needs no network at all: the sockets systemd passes in
+  # keep working inside an empty network namespace. Without socket activation servy must
+  # bind its own ports, which a private network namespace would make unreachable.
+  privateNetwork = cfg.socketActivation && !fetchesOverNetwork;
+
+  inherit (cfg.settings.http) listen;
+  metricsListen = cfg.settings.metrics.listen;
+  addressPattern = "(\\[[0-9A-Fa-f:.]+]|[0-9]{1,3}(\\.[0-9]{1,3}){3}):[0-9]{1,5}";
+  portOf = address: lib.toInt (lib.last (lib.splitString ":" address));
+  badAddresses = builtins.filter (a: builtins.match addressPattern a == null) (listen ++ metricsListen);
+  badAliases =
+    lib.filterAttrs (
+      alias: target: builtins.match "[^[:space:]]+" alias == null || builtins.match "https?://[^[:space:]]+" target == null
+    )
+    cfg.redirects;
+
+  listenOption = default: description:
+    lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      inherit default description;
+      example = ["[::]:80"];
+    };
+in {
+  options.services.servy = {
+    enable = lib.mkEnableOption "servy, a small and fast web server for a personal site, with short-link redirects";
+
+    package = lib.mkPackageOption pkgs "servy" {
+      extraDescription = ''
+        The flake's module sets this to the flake's own build, so the overlay is optional.
+        It must accept `override { site = ...; }` (every build from this flake does) when
+        {option}`services.servy.site` is set.
+      '';
+    };
+
+    site = lib.mkOption {
+      type = lib.types.nullOr (lib.types.either lib.types.path lib.types.package);
+      default = null;
+      example = lib.literalExpression "./public  # or a Hugo build: pkgs.callPackage ./site.nix { }";
+      description = ''
+        The site to serve: a directory, or a package whose output is one (for example a
+        Hugo build). It is embedded in the servy binary at build time, so the module builds
+        a servy that carries it. `null` serves the package as it is (the demo site).
+      '';
+    };
+
+    finalPackage = lib.mkOption {
+      type = lib.types.package;
+      readOnly = true;
+      default = finalPackage;
+      defaultText = lib.literalExpression "config.services.servy.package.override { inherit (config.services.servy) site; }";
+      description = "The servy that runs: {option}`services.servy.package` with {option}`services.servy.site` embedded.";
+    };
+
+    redirects = lib.mkOption {
+      type = lib.types.attrsOf lib.types.str;
+      default = {};
+      example = {
+        gh = "https://github.com/example";
+        talk = "https://example.org/slides/2024-talk.pdf";
+      };
+      description = ''
+        Short links: alias → absolute http(s) URL, written to a file that servy reads at
+        start. `/gh` and `/gh/` then redirect to the target. The declarative alternative to
+        a remote {option}`services.servy.settings.redirects.source`; set one or the other.
+        With socket activation on, servy then runs without any network access.
+      '';
+    };
+
+    socketActivation = lib.mkOption {
+      type = lib.types.bool;
+      default = true;
+      description = ''
+        Let systemd own the listening sockets (`servy.socket`, `servy-metrics.socket`) and
+        start servy on the first connection. Restarts then refuse no connection, ports
+        below 1024 need no privilege, and servy can run without network access when it
+        fetches nothing. When off, servy starts at boot and binds
+        {option}`services.servy.settings.http.listen` itself.
+      '';
+    };
+
+    openFirewall = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = "Open the ports of {option}`services.servy.settings.http.listen` in the firewall.";
+    };
+
+    openMetricsFirewall = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = ''
+        Open the ports of {option}`services.servy.settings.metrics.listen` in the firewall
+        and let remote hosts connect to the metrics socket (by default only the local host
+        may). Leave off unless a remote Prometheus scrapes servy.
+      '';
+    };
+
+    settings = lib.mkOption {
+      default = {};
+      description = ''
+        servy's configuration (`servy.toml`). Keys not declared here are passed through
+        as written; servy rejects unknown keys, so a typo fails at start with exit code 78
+        (no restart loop). See the README for every key and its default.
+      '';
+      example = lib.literalExpression ''
+        {
+          http.listen = [ "[::]:80" ];
+          redirects.source = "https://gist.githubusercontent.com/me/abc/raw/redirects.txt";
+          redirects.cache_bust = "t";
+          cache.default = "public, max-age=600";
+        }
+      '';
+      type = lib.types.submodule {
+        freeformType = settingsFormat.type;
+        options = {
+          http.listen = listenOption ["[::]:8080"] ''
+            Addresses the site is served on, as `address:port` (`[::]:8080` is every IPv4
+            and IPv6 address). With socket activation they become the `ListenStream=`
+            lines of `servy.socket`.
+          '';
+          metrics.listen = listenOption ["127.0.0.1:8081"] ''
+            Addresses of the metrics listener (`/metrics`, `/healthz`, `/readyz`). Empty
+            turns it off. Only the local host may connect unless
+            {option}`services.servy.openMetricsFirewall` is set.
+          '';
+          metrics.profiling = lib.mkOption {
+            type = lib.types.bool;
+            default = false;
+            description = "Serve a CPU profile at `/debug/pprof/profile?seconds=N` on the metrics listener.";
+          };
+          redirects.source = lib.mkOption {
+            type = lib.types.nullOr lib.types.str;
+            default = null;
+            example = "https://gist.githubusercontent.com/me/abc/raw/redirects.txt";
+            description = ''
+              Where short links come from: an http(s) URL (fetched, then refreshed) or a
+              local file path. Lines are `alias https://target`. `null` means no redirects,
+              unless {option}`services.servy.redirects` is set.
+            '';
+          };
+          redirects.refresh_interval = lib.mkOption {
+            type = lib.types.str;
+            default = "5m";
+            description = "How often the redirects source is fetched again.";
+          };
+          redirects.min_refresh_interval = lib.mkOption {
+            type = lib.types.str;
+            default = "10s";
+            description = ''
+              A request for an unknown path triggers a refresh, but never more often than
+              this: a flood of misses costs at most one upstream request per interval.
+            '';
+          };
+          redirects.status = lib.mkOption {
+            type = lib.types.enum [301 302 307 308];
+            default = 308;
+            description = "Status code of redirect responses.";
+          };
+          log.level = lib.mkOption {
+            type = lib.types.str;
+            default = "info";
+            example = "warn,servy=debug";
+            description = "A tracing filter: `info`, `warn`, `warn,servy=debug`, ...";
+          };
+          log.format = lib.mkOption {
+            type = lib.types.enum ["auto" "journald" "json" "text"];
+            default = "auto";
+            description = "`auto` writes native journald fields under systemd, text elsewhere.";
+          };
+          log.requests = lib.mkOption {
+            type = lib.types.bool;
+            default = true;
+            description = "One log line per request (method, path, status, bytes, duration).";
+          };
+        };
+      };
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = !(cfg.redirects != {} && cfg.settings.redirects.source != null);
+        message = "services.servy.redirects and services.servy.settings.redirects.source are both set; servy reads one redirects source, so set only one of them.";
+      }
+      {
+        assertion = badAliases == {};
+        message = "services.servy.redirects: each alias must be one word and each target an absolute http(s) URL; wrong: ${lib.concatStringsSep ", " (lib.attrNames badAliases)}.";
+      }
+      {
+        assertion = listen != [];
+        message = "services.servy.settings.http.listen is empty; servy needs at least one address to serve the site on.";
+      }
+      {
+        assertion = badAddresses == [];
+        message = "services.servy.settings.http.listen / metrics.listen: not an address:port (like \"[::]:8080\" or \"127.0.0.1:8081\"): ${lib.concatStringsSep ", " badAddresses}.";
+      }
+      {
+        assertion = lib.intersectLists listen metricsListen == [] && lib.intersectLists (map portOf listen) (map portOf metricsListen) == [];
+        message = "services.servy.settings.http.listen and services.servy.settings.metrics.listen use the same port (${lib.concatMapStringsSep ", " toString (lib.intersectLists (map portOf listen) (map portOf metricsListen))}); give the metrics listener its own port.";
+      }
+      {
+        assertion = cfg.socketActivation || lib.all (a: portOf a >= 1024) (listen ++ metricsListen);
+        message = "services.servy.settings.http.listen uses a port below 1024 while services.servy.socketActivation is off; servy runs with no capabilities, so keep socket activation on (systemd binds the port) or use a port of 1024 or above.";
+      }
+    ];
+
+    environment.systemPackages = [cfg.finalPackage];
+
+    # The units (servy.service, servy.socket, servy-metrics.socket) come from the package.
+    systemd.packages = [cfg.finalPackage];
+
+    systemd.services.servy = {
+      # systemd.packages ignores [Install]: without socket activation, start at boot.
+      wantedBy = lib.optional (!cfg.socketActivation) "multi-user.target";
+      serviceConfig =
+        {
+          # "" clears the unit's ExecStart (which reads /etc/servy/servy.toml) before ours.
+          ExecStart = ["" "${lib.getExe' cfg.finalPackage "servy"} --config ${configFile}"];
+        }
+        // lib.optionalAttrs privateNetwork {
+          # Nothing to fetch: an empty network namespace; passed-in sockets still work.
+          # The same three lines as the package's share/servy/private-network.conf drop-in.
+          PrivateNetwork = true;
+          IPAddressDeny = "any";
+          # "" clears the unit's AF_INET/AF_INET6, kept there only for the redirects fetch.
+          RestrictAddressFamilies = ["" "AF_UNIX"];
+        };
+    };
+
+    systemd.sockets =
+      if !cfg.socketActivation
+      then {
+        # servy binds its own ports: mask the shipped sockets so they cannot take them.
+        servy.enable = false;
+        servy-metrics.enable = false;
+      }
+      else {
+        servy = {
+          # systemd.packages ignores [Install], so enable the socket here.
+          wantedBy = ["sockets.target"];
+          # "" clears the unit's loopback default before the configured addresses.
+          listenStreams = [""] ++ listen;
+        };
+        servy-metrics =
+          if metricsListen == []
+          then {
+            # No metrics listener wanted: mask the shipped socket.
+            enable = false;
+          }
+          else {
+            wantedBy = ["sockets.target"];
+            listenStreams = [""] ++ metricsListen;
+            # Asked to expose metrics: the unit's localhost-only filter would drop remote scrapes.
+            socketConfig = lib.mkIf cfg.openMetricsFirewall {
+              IPAddressAllow = "";
+              IPAddressDeny = "";
+            };
+          };
+      };
+
+    networking.firewall.allowedTCPPorts =
+      lib.optionals cfg.openFirewall (map portOf listen)
+      ++ lib.optionals cfg.openMetricsFirewall (map portOf metricsListen);
+  };
+}

@@ -1,0 +1,104 @@
+# What the module under test needs from NixOS and nixpkgs, and nothing more: the option
+# declarations it sets (typed as NixOS types them, so wrong values fail as they would
+# there) and a pkgs whose outputs can be inspected after evaluation.
+#
+# Generated files are "/fake/<name>#<JSON of their content>", so a test can read back
+# exactly what the module wrote from the paths it put in the units.
+{lib}: let
+  inherit (lib) mkOption types;
+  attrs = types.attrsOf types.unspecified;
+  list = types.listOf types.unspecified;
+  fakeFile = name: content: {
+    type = "derivation";
+    inherit name;
+    outPath = "/fake/${name}#${builtins.toJSON content}";
+  };
+  # A servy build; `override { site }` gives the build that embeds that site.
+  servy = site: {
+    type = "derivation";
+    name = "servy";
+    outPath =
+      if site == null
+      then "/fake/servy"
+      else "/fake/servy-with-${baseNameOf (toString site)}";
+    meta.mainProgram = "servy";
+    override = args: servy args.site;
+  };
+  tomlValue = types.oneOf [types.bool types.int types.float types.str types.path (types.attrsOf tomlValue) (types.listOf tomlValue)];
+in {
+  pkgs = {
+    servy = servy null;
+    formats.toml = _: {
+      type = types.attrsOf tomlValue;
+      generate = fakeFile;
+    };
+    writeText = fakeFile;
+  };
+
+  nixosOptions = {
+    options = {
+      assertions = mkOption {
+        type = list;
+        default = [];
+      };
+      warnings = mkOption {
+        type = types.listOf types.str;
+        default = [];
+      };
+      environment.systemPackages = mkOption {
+        type = list;
+        default = [];
+      };
+      networking.firewall.allowedTCPPorts = mkOption {
+        type = types.listOf types.port;
+        default = [];
+      };
+      systemd.packages = mkOption {
+        type = list;
+        default = [];
+      };
+      systemd.services = mkOption {
+        default = {};
+        type = types.attrsOf (types.submodule {
+          options = {
+            enable = mkOption {
+              type = types.bool;
+              default = true;
+            };
+            wantedBy = mkOption {
+              type = types.listOf types.str;
+              default = [];
+            };
+            serviceConfig = mkOption {
+              type = attrs;
+              default = {};
+            };
+          };
+        });
+      };
+      systemd.sockets = mkOption {
+        default = {};
+        type = types.attrsOf (types.submodule {
+          options = {
+            enable = mkOption {
+              type = types.bool;
+              default = true;
+            };
+            wantedBy = mkOption {
+              type = types.listOf types.str;
+              default = [];
+            };
+            listenStreams = mkOption {
+              type = types.listOf types.str;
+              default = [];
+            };
+            socketConfig = mkOption {
+              type = attrs;
+              default = {};
+            };
+          };
+        });
+      };
+    };
+  };
+}
