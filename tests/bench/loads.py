@@ -1,0 +1,99 @@
+"""The load generators, pinned to the other CPU: the two k6 scenarios and wrk.
+
+Each returns the same flat result: requests, bytes, duration, latency percentiles in
+milliseconds, failed requests. k6 is heavy and is often the limit on a small machine;
+wrk with 32 connections shows the server's ceiling.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+K6_RUN = HERE.parent / "k6" / "run.sh"
+
+# wrk cycles through every path and alias (each thread from its own offset) and prints
+# one JSON line at the end, so its figures read like k6's.
+WRK_SCRIPT = """
+local paths = {}
+for line in io.lines(os.getenv("WRK_PATHS")) do
+  if line ~= "" then paths[#paths + 1] = line end
+end
+local i = 0
+local counter = 0
+setup = function(thread)
+  counter = counter + 1
+  thread:set("offset", counter * 37)
+end
+init = function(args)
+  i = offset or 0
+end
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests":%d,"bytes":%d,"duration_us":%d,"errors":%d,"status_errors":%d,'
+      .. '"p50_us":%d,"p95_us":%d,"p99_us":%d,"max_us":%d}\\n',
+    summary.requests, summary.bytes, summary.duration,
+    e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
+end
+"""
+
+
+def k6(scenario: str, url: str, paths: Path, aliases: Path, vus: int, duration: str, cpu: int, out: Path) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = ["taskset", "-c", str(cpu), str(K6_RUN), "--scenario", scenario, "--url", url, "--paths", str(paths),
+           "--aliases", str(aliases), "--vus", str(vus), "--duration", duration, "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    (out / "k6.log").write_text(proc.stdout + proc.stderr)
+    summary = out / "summary.json"
+    if not summary.exists():
+        raise RuntimeError(f"k6 {scenario} wrote no summary (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    h = json.loads(summary.read_text())["headline"]
+    duration_s = h["requests"] / h["requests_per_s"] if h["requests_per_s"] else 0.0
+    return {
+        "requests": h["requests"],
+        "bytes": h["bytes"],
+        "duration_s": duration_s,
+        "p50_ms": h["latency_ms"]["p50"],
+        "p95_ms": h["latency_ms"]["p95"],
+        "p99_ms": h["latency_ms"]["p99"],
+        "failed": h["failed_requests"] + h["checks_failed"],
+        "thresholds_ok": proc.returncode == 0,
+    }
+
+
+def wrk(url: str, request_paths: Path, connections: int, duration_s: int, cpu: int, out: Path) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    script = out / "paths.lua"
+    script.write_text(WRK_SCRIPT)
+    cmd = ["taskset", "-c", str(cpu), "wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency",
+           "-s", str(script), url]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={"WRK_PATHS": str(request_paths), "PATH": _path()})
+    (out / "wrk.log").write_text(proc.stdout + proc.stderr)
+    line = next((l for l in proc.stdout.splitlines() if l.startswith("WRKJSON ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed (exit {proc.returncode}):\n{proc.stdout[-1000:]}{proc.stderr[-1000:]}")
+    r = json.loads(line.removeprefix("WRKJSON "))
+    return {
+        "requests": r["requests"],
+        "bytes": r["bytes"],
+        "duration_s": r["duration_us"] / 1e6,
+        "p50_ms": r["p50_us"] / 1000,
+        "p95_ms": r["p95_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000,
+        "failed": r["errors"] + r["status_errors"],
+        "thresholds_ok": r["errors"] + r["status_errors"] == 0,
+    }
+
+
+def _path() -> str:
+    import os
+
+    return os.environ.get("PATH", "/usr/bin:/bin")

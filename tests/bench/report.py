@@ -1,0 +1,196 @@
+"""Turn the runs into report.md, report.json and report.html (inline SVG charts).
+
+Every figure is the median over rounds of one (server, load) pair. The headline is the
+server's CPU time per request: with the server on one core and the client on the
+other, the client is often the limit, so requests/s alone can hide a server's cost.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import statistics
+from pathlib import Path
+
+COLOURS = {"servy": "#d9480f", "nginx": "#2b8a3e", "static-web-server": "#1c7ed6"}
+METRICS = [
+    # key, label, format, better
+    ("req_per_s", "requests/s", "{:,.0f}", "higher"),
+    ("mib_per_s", "MiB/s", "{:,.1f}", "higher"),
+    ("p50_ms", "p50 ms", "{:.2f}", "lower"),
+    ("p95_ms", "p95 ms", "{:.2f}", "lower"),
+    ("p99_ms", "p99 ms", "{:.2f}", "lower"),
+    ("failed", "failed", "{:.0f}", "lower"),
+    ("cpu_s_per_1k", "CPU s / 1k req", "{:.3f}", "lower"),
+    ("cpu_us_per_req", "CPU µs / req", "{:.1f}", "lower"),
+    ("rss_anon_mib", "RssAnon MiB", "{:.1f}", "lower"),
+    ("rss_mib", "RSS MiB", "{:.1f}", "lower"),
+]
+
+
+def derive(run: dict) -> dict:
+    """Per-run figures from the raw load result and server usage."""
+    req = max(run["requests"], 1)
+    dur = max(run["duration_s"], 1e-9)
+    return {
+        "req_per_s": run["requests"] / dur,
+        "mib_per_s": run["bytes"] / dur / 2**20,
+        "p50_ms": run["p50_ms"],
+        "p95_ms": run["p95_ms"],
+        "p99_ms": run["p99_ms"],
+        "failed": run["failed"],
+        "cpu_s_per_1k": run["cpu_s"] / req * 1000,
+        "cpu_us_per_req": run["cpu_s"] / req * 1e6,
+        "rss_anon_mib": run["rss_anon_peak_kib"] / 1024,
+        "rss_mib": run["rss_peak_kib"] / 1024,
+    }
+
+
+def medians(runs: list[dict]) -> dict[str, dict[str, dict]]:
+    """{load: {server: {metric: median}}}; failed requests are summed, not medianed."""
+    grouped: dict[tuple[str, str], list[dict]] = {}
+    for r in runs:
+        grouped.setdefault((r["load"], r["server"]), []).append(derive(r))
+    out: dict[str, dict[str, dict]] = {}
+    for (load, server), rows in grouped.items():
+        m = {k: statistics.median(row[k] for row in rows) for k, *_ in METRICS}
+        m["failed"] = sum(row["failed"] for row in rows)
+        m["rounds"] = len(rows)
+        out.setdefault(load, {})[server] = m
+    return out
+
+
+def ratios(table: dict) -> dict[str, dict[str, float]]:
+    """servy / nginx per load: CPU per request (≤ 1 is the target) and requests/s (≥ 1)."""
+    out = {}
+    for load, servers in table.items():
+        if "servy" in servers and "nginx" in servers:
+            s, n = servers["servy"], servers["nginx"]
+            out[load] = {
+                "cpu_per_req": s["cpu_us_per_req"] / n["cpu_us_per_req"] if n["cpu_us_per_req"] else float("nan"),
+                "req_per_s": s["req_per_s"] / n["req_per_s"] if n["req_per_s"] else float("nan"),
+                "p99": s["p99_ms"] / n["p99_ms"] if n["p99_ms"] else float("nan"),
+            }
+    return out
+
+
+def markdown(meta: dict, table: dict, ratio: dict) -> str:
+    cols = [m for m in METRICS if m[0] != "cpu_s_per_1k"]
+    lines = [
+        f"# servy benchmark, {meta['date']}",
+        "",
+        f"Machine: {meta['machine']}. Server pinned to CPU {meta['server_cpu']}, load generator to CPU "
+        f"{meta['client_cpu']}. Site: {meta['site']}. Medians of {meta['rounds']} rounds of {meta['duration']} "
+        f"per load; failed requests are summed over rounds.",
+        "",
+        "| load | server | " + " | ".join(label for _, label, _, _ in cols) + " |",
+        "|---|---|" + "---:|" * len(cols),
+    ]
+    for load, servers in table.items():
+        for server, m in servers.items():
+            cells = [fmt.format(m[k]) for k, _, fmt, _ in cols]
+            lines.append(f"| {load} | {server} | " + " | ".join(cells) + " |")
+    if ratio:
+        lines += ["", "servy / nginx (CPU per request: ≤ 1.00 is the target; requests/s: ≥ 1.00):", ""]
+        lines += ["| load | CPU per request | requests/s | p99 |", "|---|---:|---:|---:|"]
+        for load, r in ratio.items():
+            lines.append(f"| {load} | {r['cpu_per_req']:.2f} | {r['req_per_s']:.2f} | {r['p99']:.2f} |")
+    for note in meta.get("notes", []):
+        lines += ["", f"- {note}"]
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(title: str, table: dict, key: str, fmt: str, subtitle: str = "", width: int = 640) -> str:
+    """Grouped horizontal bars: one group per load, one bar per server."""
+    loads = list(table)
+    servers = sorted({s for v in table.values() for s in v}, key=lambda s: list(COLOURS).index(s) if s in COLOURS else 9)
+    top = max((table[l][s][key] for l in loads for s in table[l]), default=1) or 1
+    bar_h, gap, left, label_w = 18, 14, 150, 90
+    y = 52 if subtitle else 36
+    parts = [f'<text x="0" y="20" font-size="15" font-weight="bold">{html.escape(title)}</text>']
+    if subtitle:
+        parts.append(f'<text x="0" y="38" font-size="11" fill="#555">{html.escape(subtitle)}</text>')
+    for load in loads:
+        parts.append(f'<text x="0" y="{y + 13}" font-weight="bold">{html.escape(load)}</text>')
+        for s in servers:
+            if s not in table[load]:
+                continue
+            v = table[load][s][key]
+            w = max(1.0, v / top * (width - left - label_w))
+            parts.append(f'<text x="{left - 6}" y="{y + 13}" text-anchor="end">{html.escape(s)}</text>')
+            parts.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{COLOURS.get(s, "#888")}"/>')
+            parts.append(f'<text x="{left + w + 5:.1f}" y="{y + 13}">{fmt.format(v)}</text>')
+            y += bar_h + 4
+        y += gap
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" font-family="sans-serif" '
+        f'font-size="12">{"".join(parts)}</svg>'
+    )
+
+
+def html_report(meta: dict, table: dict, ratio: dict, md: str, flamegraph: bool) -> str:
+    charts = [
+        ("Server CPU time per request (µs, lower is better)", "cpu_us_per_req", "{:.1f}"),
+        ("Requests per second (higher is better)", "req_per_s", "{:,.0f}"),
+        ("p99 latency (ms, lower is better)", "p99_ms", "{:.2f}"),
+        ("Peak anonymous memory, RssAnon (MiB, lower is better)", "rss_anon_mib", "{:.1f}"),
+    ]
+    svgs = "".join(f"<figure>{bar_chart(t, table, k, f)}</figure>" for t, k, f in charts)
+    rows = "".join(
+        f"<tr><td>{html.escape(l)}</td><td>{r['cpu_per_req']:.2f}</td><td>{r['req_per_s']:.2f}</td><td>{r['p99']:.2f}</td></tr>"
+        for l, r in ratio.items()
+    )
+    ratio_table = (
+        f"<h2>servy / nginx</h2><table><tr><th>load</th><th>CPU per request (target ≤ 1)</th>"
+        f"<th>requests/s (target ≥ 1)</th><th>p99</th></tr>{rows}</table>"
+        if ratio
+        else ""
+    )
+    cols = [m for m in METRICS if m[0] != "cpu_s_per_1k"]
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label, _, _ in cols)
+    body = "".join(
+        f"<tr><td>{html.escape(l)}</td><td>{html.escape(s)}</td>"
+        + "".join(f"<td>{fmt.format(m[k])}</td>" for k, _, fmt, _ in cols)
+        + "</tr>"
+        for l, servers in table.items()
+        for s, m in servers.items()
+    )
+    flame = '<h2>Profile</h2><p><a href="flamegraph.svg">flamegraph.svg</a>: servy under the wrk load.</p>' if flamegraph else ""
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in meta.get("notes", []))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>servy benchmark {html.escape(meta['date'])}</title>
+<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}}
+table{{border-collapse:collapse;margin:1em 0;font-size:13px}}td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}
+td:first-child,td:nth-child(2){{text-align:left}}figure{{margin:1.5em 0}}</style></head><body>
+<h1>servy benchmark, {html.escape(meta['date'])}</h1>
+<p>{html.escape(meta['machine'])}. Server on CPU {meta['server_cpu']}, load generator on CPU {meta['client_cpu']}.
+Site: {html.escape(meta['site'])}. Medians of {meta['rounds']} rounds of {html.escape(meta['duration'])} per load.</p>
+{ratio_table}{svgs}
+<h2>All figures</h2><table><tr><th>load</th><th>server</th>{head}</tr>{body}</table>
+<ul>{notes}</ul>{flame}
+</body></html>
+"""
+
+
+def write(out: Path, meta: dict, runs: list[dict], profile: dict | None) -> dict:
+    table = medians(runs)
+    ratio = ratios(table)
+    md = markdown(meta, table, ratio)
+    if profile:
+        md += "\n## Where servy's time goes (wrk load, perf, self time)\n\n"
+        md += "| function | share |\n|---|---:|\n"
+        md += "".join(f"| `{f}` | {p:.1f}% |\n" for f, p in profile.get("top", []))
+    (out / "report.md").write_text(md)
+    (out / "report.json").write_text(
+        json.dumps({"meta": meta, "medians": table, "servy_over_nginx": ratio, "runs": runs, "profile": profile}, indent=1)
+    )
+    (out / "report.html").write_text(html_report(meta, table, ratio, md, bool(profile and profile.get("flamegraph"))))
+    chart = bar_chart(
+        "Server CPU time per request, µs (lower is better)",
+        table,
+        "cpu_us_per_req",
+        "{:.1f}",
+        subtitle=f"{meta['date']} · {meta['machine']} · server on 1 core · medians of {meta['rounds']} rounds",
+    )
+    (out / "cpu-per-request.svg").write_text(chart + "\n")
+    return {"table": table, "ratio": ratio, "markdown": md}

@@ -1,0 +1,279 @@
+"""The servers under comparison, each set up the way its admin would run it.
+
+Every server serves the same generated site on 127.0.0.1, pinned to one CPU with
+taskset, and answers the same aliases with a permanent redirect:
+
+- servy: the site embedded at build time; redirects fetched from the stub server
+  (a real upstream, as in production); request log off, as nginx's access log is.
+- nginx (Debian's nginx-light): one worker, sendfile + tcp_nopush, open_file_cache,
+  gzip_static over .gz files written next to the originals, access log off,
+  keep-alive, the aliases as a `map` answered with 308. nginx-light has no brotli
+  module, so it can only offer gzip.
+- static-web-server: its precompressed-files option on (--compression-static) over
+  the same .gz files, dynamic compression off, the aliases as 301 redirects in its
+  config (it offers 301 and 302 only).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from measure import free_port, wait_port
+
+# Types worth precompressing, as an admin would list them in gzip_types.
+COMPRESSIBLE = {".html", ".css", ".js", ".json", ".xml", ".txt", ".svg", ".webmanifest", ".ico"}
+
+
+def precompress(site: Path, dest: Path) -> dict[str, int]:
+    """A copy of site (hard links) plus a .gz next to every compressible file it shrinks."""
+    written = {"files": 0, "gz": 0}
+    for src in sorted(site.rglob("*")):
+        if not src.is_file():
+            continue
+        out = dest / src.relative_to(site)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.link(src, out)
+        written["files"] += 1
+        if src.suffix in COMPRESSIBLE:
+            data = src.read_bytes()
+            packed = gzip.compress(data, compresslevel=9, mtime=0)
+            if len(packed) < len(data):
+                Path(f"{out}.gz").write_bytes(packed)
+                written["gz"] += 1
+    return written
+
+
+def parse_redirects(path: Path) -> list[tuple[str, str]]:
+    out = []
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        if len(fields) == 2 and not fields[0].startswith("#"):
+            out.append((fields[0].strip("/"), fields[1]))
+    return out
+
+
+class Server:
+    """A server process pinned to one CPU; `pid` is the process to measure."""
+
+    name = "?"
+
+    def __init__(self, workdir: Path, cpu: int):
+        self.workdir = workdir
+        self.cpu = cpu
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        cmd = ["taskset", "-c", str(self.cpu)] + self.command()
+        log = open(self.workdir / f"{self.name}.log", "ab")
+        # taskset execs the server, so the Popen pid is the server's pid.
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        try:
+            wait_port("127.0.0.1", self.port)
+        except TimeoutError:
+            self.stop()
+            tail = (self.workdir / f"{self.name}.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{self.name} did not start:\n{tail}") from None
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+class Servy(Server):
+    name = "servy"
+
+    def __init__(self, workdir: Path, cpu: int, binary: Path, redirects_source: str, profiling: bool):
+        super().__init__(workdir, cpu)
+        self.binary = binary
+        self.redirects_source = redirects_source
+        self.profiling = profiling
+        self.metrics_port = 0
+
+    def command(self) -> list[str]:
+        self.metrics_port = free_port()
+        config = self.workdir / "servy.toml"
+        config.write_text(
+            f"""# Benchmark configuration: request log off, as nginx's access log is.
+[http]
+listen = ["127.0.0.1:{self.port}"]
+[metrics]
+listen = ["127.0.0.1:{self.metrics_port}"]
+profiling = {str(self.profiling).lower()}
+[redirects]
+source = "{self.redirects_source}"
+status = 308
+[log]
+level = "warn"
+requests = false
+"""
+        )
+        return [str(self.binary), "--config", str(config)]
+
+
+class Nginx(Server):
+    name = "nginx"
+
+    def __init__(self, workdir: Path, cpu: int, root: Path, redirects: list[tuple[str, str]]):
+        super().__init__(workdir, cpu)
+        self.root = root
+        self.redirects = redirects
+
+    def command(self) -> list[str]:
+        prefix = self.workdir / "nginx"
+        for d in ("logs", "tmp"):
+            (prefix / d).mkdir(parents=True, exist_ok=True)
+        short_links = "".join(f'    "/{a}" "{t}";\n    "/{a}/" "{t}";\n' for a, t in self.redirects)
+        tmp = prefix / "tmp"
+        (prefix / "nginx.conf").write_text(
+            f"""# One worker on one CPU, tuned as a performance-minded admin would.
+worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  include /etc/nginx/mime.types;
+  default_type application/octet-stream;
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  tcp_nodelay on;
+  keepalive_timeout 65;
+  keepalive_requests 100000;
+  open_file_cache max=10000 inactive=5m;
+  open_file_cache_valid 5m;
+  open_file_cache_min_uses 1;
+  open_file_cache_errors on;
+  # Precompressed .gz files next to the originals; nginx-light has no brotli module.
+  gzip off;
+  gzip_static on;
+  gzip_vary on;
+  client_body_temp_path {tmp}/body;
+  proxy_temp_path {tmp}/proxy;
+  fastcgi_temp_path {tmp}/fastcgi;
+  uwsgi_temp_path {tmp}/uwsgi;
+  scgi_temp_path {tmp}/scgi;
+  map $uri $short_link {{
+    default "";
+{short_links}  }}
+  server {{
+    listen 127.0.0.1:{self.port} reuseport;
+    root {self.root};
+    index index.html;
+    error_page 404 /404.html;
+    # Files win over aliases, as in servy.
+    location / {{ try_files $uri $uri/ @short_link; }}
+    location @short_link {{
+      if ($short_link = "") {{ return 404; }}
+      return 308 $short_link;
+    }}
+  }}
+}}
+"""
+        )
+        return ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
+
+    def stop(self) -> None:
+        # SIGQUIT is nginx's graceful stop; SIGTERM is fast shutdown, fine here.
+        super().stop()
+
+
+class StaticWebServer(Server):
+    name = "static-web-server"
+
+    def __init__(self, workdir: Path, cpu: int, binary: Path, root: Path, redirects: list[tuple[str, str]]):
+        super().__init__(workdir, cpu)
+        self.binary = binary
+        self.root = root
+        self.redirects = redirects
+
+    def command(self) -> list[str]:
+        config = self.workdir / "sws.toml"
+        rules = "".join(
+            f'[[advanced.redirects]]\nsource = "/{a}"\ndestination = "{t}"\nkind = 301\n\n' for a, t in self.redirects
+        )
+        config.write_text(
+            f"""[general]
+host = "127.0.0.1"
+port = {self.port}
+root = "{self.root}"
+log-level = "error"
+compression = false
+compression-static = true
+threads-multiplier = 1
+
+[advanced]
+
+{rules}"""
+        )
+        return [str(self.binary), "--config-file", str(config)]
+
+
+class Stub:
+    """servy's redirects upstream: serves the generated redirects.txt."""
+
+    def __init__(self, binary: Path, redirects: Path, workdir: Path, cpu: int):
+        self.binary, self.redirects, self.workdir, self.cpu = binary, redirects, workdir, cpu
+        self.proc: subprocess.Popen | None = None
+        self.addr = ""
+
+    def start(self) -> str:
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", str(self.cpu), str(self.binary), "--listen", "127.0.0.1:0", "--file", str(self.redirects)],
+            stdout=subprocess.PIPE,
+            stderr=open(self.workdir / "stub.log", "ab"),
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline().strip()
+        if not first.startswith("listening on "):
+            self.stop()
+            raise RuntimeError(f"servy-stub said {first!r}, expected 'listening on ADDR'")
+        self.addr = first.removeprefix("listening on ")
+        return f"http://{self.addr}/redirects.txt"
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def find_sws() -> Path | None:
+    """static-web-server on PATH or in cargo's default install dir."""
+    found = shutil.which("static-web-server")
+    if found:
+        return Path(found)
+    cargo_bin = Path.home() / ".cargo" / "bin" / "static-web-server"
+    return cargo_bin if cargo_bin.exists() else None
+
+
+def settle(seconds: float = 0.5) -> None:
+    """Let the previous run's sockets drain before the next measurement."""
+    time.sleep(seconds)
