@@ -147,6 +147,7 @@ def main() -> int:
     ap.add_argument("--profile", action="store_true", help="flamegraph of servy under wrk (perf + inferno)")
     ap.add_argument("--servy", type=Path, help="use this servy binary (built with the same site) instead of building")
     ap.add_argument("--stub", type=Path, help="use this servy-stub binary instead of building")
+    ap.add_argument("--sws", type=Path, help="static-web-server binary (default: PATH, then ~/.cargo/bin)")
     ap.add_argument("--quick", action="store_true", help="smoke: --scale 0.05 --rounds 1 --duration 3")
     args = ap.parse_args()
     if args.quick:
@@ -167,7 +168,7 @@ def main() -> int:
         "and Python's standard library writes no .br, so they offer gzip only, while servy has br/gzip/zstd.",
         "static-web-server answers aliases with 301 (it offers 301 and 302 only); servy and nginx with 308.",
     ]
-    sws = find_sws()
+    sws = args.sws or find_sws()
     if "static-web-server" in servers and sws is None:
         log("static-web-server not installed (cargo install --locked static-web-server): skipping it")
         servers.remove("static-web-server")

@@ -32,8 +32,8 @@ http.setResponseCallback(http.expectedStatuses(200, 301, 304, 308));
 const compressedText = new Rate('compressed_text');
 const textTypes = /^(text\/|application\/(json|javascript|xml|manifest\+json|rss\+xml|atom\+xml))/;
 
-// Per virtual user, like a browser cache: URL → ETag last seen.
-const etags = {};
+// Per virtual user, like a browser cache: URL → the validator header to send back.
+const validators = {};
 let turn = 0;
 
 export default function () {
@@ -43,8 +43,9 @@ export default function () {
     const headers = { 'Accept-Encoding': 'br, gzip' };
     // Spread revalidations evenly over requests instead of drawing random numbers.
     turn += 1;
-    const revalidating = etags[url] !== undefined && (turn * revalidate) % 1 < revalidate;
-    if (revalidating) headers['If-None-Match'] = etags[url];
+    const seen = validators[url];
+    const revalidating = seen !== undefined && (turn * revalidate) % 1 < revalidate;
+    if (revalidating) headers[seen[0]] = seen[1];
     conditional.push(revalidating);
     return ['GET', url, null, { headers, redirects: 0, tags: { kind: revalidating ? 'revalidate' : 'fetch' } }];
   });
@@ -60,8 +61,11 @@ export default function () {
       check(r, { 'revalidation is 304': (res) => res.status === 304 });
       continue;
     }
-    check(r, { 'asset is 200 with an ETag': (res) => res.status === 200 && !!res.headers.Etag });
-    if (r.headers.Etag) etags[urls[i]] = r.headers.Etag;
+    check(r, {
+      'asset is 200 with a validator': (res) => res.status === 200 && !!(res.headers.Etag || res.headers['Last-Modified']),
+    });
+    if (r.headers.Etag) validators[urls[i]] = ['If-None-Match', r.headers.Etag];
+    else if (r.headers['Last-Modified']) validators[urls[i]] = ['If-Modified-Since', r.headers['Last-Modified']];
     if (textTypes.test(r.headers['Content-Type'] || '')) {
       compressedText.add(/^(br|gzip|zstd)$/.test(r.headers['Content-Encoding'] || ''));
     }

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# CI smoke of the load tooling: a small generated site (scale 0.05), served by servy
+# (redirects fetched from servy-stub, so aliases are real) and by nginx, each loaded for
+# a few seconds by the k6 blog scenario with 10 virtual users. Fails on any failed
+# request or check; prints a short table.
+#
+# usage: tests/bench/smoke.sh [OUT_DIR]      (default tests/out/smoke)
+# env:   SMOKE_DURATION (seconds, default 3), SMOKE_LOADS (default blog)
+#
+# It builds servy (with the site embedded) and servy-stub first; the timed part after
+# the build is bounded to 120 s.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+out=${1:-$repo/tests/out/smoke}
+rm -rf "$out"
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+python3 "$repo/tests/sitegen/sitegen.py" --out "$out/site" --scale 0.05 >/dev/null
+
+start=$SECONDS
+(cd "$repo/server" && SERVY_ASSETS_DIR="$out/site/site" cargo build --release -p servy -p servy-stub)
+echo "smoke: build took $((SECONDS - start))s"
+target=${CARGO_TARGET_DIR:-$repo/server/target}/release
+mkdir -p "$out/bin"
+cp "$target/servy" "$target/servy-stub" "$out/bin/"
+
+start=$SECONDS
+status=0
+timeout 120 python3 "$here/bench.py" --out "$out" --scale 0.05 --rounds 1 \
+  --duration "${SMOKE_DURATION:-3}" --loads "${SMOKE_LOADS:-blog}" --servers servy,nginx \
+  --servy "$out/bin/servy" --stub "$out/bin/servy-stub" >"$out/bench.out" 2>"$out/bench.err" || status=$?
+echo "smoke: load runs took $((SECONDS - start))s"
+if [[ $status -ne 0 ]]; then
+  cat "$out/bench.err" >&2
+  echo "smoke: FAILED (exit $status); summaries under $out/runs" >&2
+  exit 1
+fi
+# The table only: the report's header and notes are in $out/report.md.
+grep '^|' "$out/bench.out"
+echo "smoke: ok, no failed request or check ($out)"
