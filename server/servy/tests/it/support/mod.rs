@@ -1,1 +1,482 @@
-//! TODO(runtime): the harness
+//! The integration harness: start the real `servy` binary the way systemd starts it, and
+//! speak raw HTTP/1.1 to it.
+//!
+//! Sockets are bound here on ephemeral ports and passed as fds 3 and 4 with
+//! `LISTEN_FDS=2`, `LISTEN_FDNAMES=http:metrics` and `LISTEN_PID` set by a `sh -c` that
+//! `exec`s servy (so the pid is servy's). `NOTIFY_SOCKET` is a datagram socket owned by the
+//! harness; `start` returns once `READY=1` arrives, never after a sleep.
+
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+pub mod http;
+
+pub use http::{Response, get, raw, request};
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long `start` waits for `READY=1` before failing the test.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The servy binary cargo built for this test run.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_servy")
+}
+
+/// A `Command` for the servy binary with a clean environment (only `PATH`), for tests of
+/// the CLI and of start-up failures that never reach `READY=1`.
+pub fn command() -> Command {
+    let mut cmd = Command::new(binary());
+    cmd.env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd
+}
+
+/// A scratch directory, removed on drop; unique per test.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("servy-it-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes `contents` to `name` inside the directory and returns its path.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("write temp file");
+        path
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Lines collected from a pipe or the notify socket by a background thread.
+#[derive(Clone, Default)]
+struct Collected(Arc<(Mutex<Vec<String>>, Condvar)>);
+
+impl Collected {
+    fn push(&self, line: String) {
+        let (lines, cond) = &*self.0;
+        lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+        cond.notify_all();
+    }
+
+    fn snapshot(&self) -> Vec<String> {
+        self.0.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits until a line satisfies `pred` or `timeout` passes; true if one did.
+    fn wait_for(&self, timeout: Duration, mut pred: impl FnMut(&str) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (lines, cond) = &*self.0;
+        let mut guard = lines.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if guard.iter().any(|l| pred(l)) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            // Short waits so the caller can also notice the process dying.
+            let wait = (deadline - now).min(Duration::from_millis(50));
+            guard = cond
+                .wait_timeout(guard, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+/// Builds a servy run: config text, extra environment, extra arguments.
+pub struct Builder {
+    config: String,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+    pass_sockets: bool,
+    wait_ready: bool,
+}
+
+impl Builder {
+    /// TOML config text, written to a file and passed with `--config`.
+    pub fn config(mut self, toml: &str) -> Self {
+        self.config = toml.to_string();
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_string());
+        self
+    }
+
+    /// Pass no sockets: servy binds what its config says (`Servy::http`/`metrics` are
+    /// then the first addresses of `[http] listen` / `[metrics] listen`).
+    pub fn without_sockets(mut self) -> Self {
+        self.pass_sockets = false;
+        self
+    }
+
+    /// Return as soon as the process is spawned instead of waiting for `READY=1`.
+    pub fn no_wait(mut self) -> Self {
+        self.wait_ready = false;
+        self
+    }
+
+    pub fn start(self) -> Servy {
+        Servy::launch(self)
+    }
+}
+
+/// A running servy. Dropping it kills the process.
+pub struct Servy {
+    /// The main listener.
+    pub http: SocketAddr,
+    /// The metrics listener.
+    pub metrics: SocketAddr,
+    child: Option<Child>,
+    notify: Collected,
+    stderr: Collected,
+    stdout: Collected,
+    dir: TempDir,
+}
+
+impl Servy {
+    /// Starts servy with `toml` as its config ("" = defaults) and waits for `READY=1`.
+    pub fn start(toml: &str) -> Servy {
+        Servy::builder().config(toml).start()
+    }
+
+    pub fn builder() -> Builder {
+        Builder {
+            config: String::new(),
+            env: Vec::new(),
+            args: Vec::new(),
+            pass_sockets: true,
+            wait_ready: true,
+        }
+    }
+
+    fn launch(b: Builder) -> Servy {
+        let dir = TempDir::new();
+        let config = dir.write("servy.toml", &b.config);
+
+        let notify_path = dir.path().join("notify.sock");
+        let notify_sock = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+        let notify = Collected::default();
+        spawn_notify_reader(notify_sock, notify.clone());
+
+        let mut cmd = Command::new("/bin/sh");
+        // `exec` keeps the pid, so `$$` is servy's pid, as systemd sets LISTEN_PID.
+        cmd.arg("-c")
+            .arg(r#"LISTEN_PID=$$ exec "$0" "$@""#)
+            .arg(binary());
+        cmd.arg("--config").arg(&config).args(&b.args);
+        cmd.env_clear();
+        if let Some(path) = std::env::var_os("PATH") {
+            cmd.env("PATH", path);
+        }
+        cmd.env("NOTIFY_SOCKET", &notify_path);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+
+        let (http, metrics, sockets) = if b.pass_sockets {
+            let http = TcpListener::bind("127.0.0.1:0").expect("bind http");
+            let metrics = TcpListener::bind("127.0.0.1:0").expect("bind metrics");
+            let addrs = (
+                http.local_addr().expect("addr"),
+                metrics.local_addr().expect("addr"),
+            );
+            cmd.env("LISTEN_FDS", "2")
+                .env("LISTEN_FDNAMES", "http:metrics");
+            pass_fds(&mut cmd, [http.as_raw_fd(), metrics.as_raw_fd()]);
+            (addrs.0, addrs.1, Some((http, metrics)))
+        } else {
+            let (http, metrics) = configured_addrs(&b.config);
+            (http, metrics, None)
+        };
+        for (k, v) in &b.env {
+            cmd.env(k, v);
+        }
+
+        let mut child = cmd.spawn().expect("spawn servy");
+        // servy owns the sockets now; closing our copies means a stopped servy refuses
+        // connections instead of leaving them queued in a backlog nobody accepts from.
+        drop(sockets);
+
+        let stderr = Collected::default();
+        let stdout = Collected::default();
+        spawn_line_reader(child.stderr.take().expect("stderr piped"), stderr.clone());
+        spawn_line_reader(child.stdout.take().expect("stdout piped"), stdout.clone());
+
+        let mut servy = Servy {
+            http,
+            metrics,
+            child: Some(child),
+            notify,
+            stderr,
+            stdout,
+            dir,
+        };
+        if b.wait_ready {
+            servy.wait_ready();
+        }
+        servy
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while Instant::now() < deadline {
+            if self.notify.wait_for(Duration::from_millis(100), is_ready) {
+                return;
+            }
+            if let Some(status) = self.try_wait() {
+                // Give the stderr reader a moment to collect the last words.
+                thread::sleep(Duration::from_millis(50));
+                panic!(
+                    "servy exited with {status} before READY=1; stderr:\n{}",
+                    self.stderr()
+                );
+            }
+        }
+        panic!(
+            "servy sent no READY=1 within {READY_TIMEOUT:?}; stderr:\n{}",
+            self.stderr()
+        );
+    }
+
+    /// Every datagram servy sent to `NOTIFY_SOCKET` so far, one entry per line.
+    pub fn notifications(&self) -> Vec<String> {
+        self.notify.snapshot()
+    }
+
+    /// Waits up to `timeout` for a notification line satisfying `pred`.
+    pub fn wait_notification(&self, timeout: Duration, pred: impl FnMut(&str) -> bool) -> bool {
+        self.notify.wait_for(timeout, pred)
+    }
+
+    /// What servy logged to stderr so far.
+    pub fn stderr(&self) -> String {
+        join_lines(self.stderr.snapshot())
+    }
+
+    /// What servy printed to stdout so far.
+    pub fn stdout(&self) -> String {
+        join_lines(self.stdout.snapshot())
+    }
+
+    /// Waits up to `timeout` for a stderr line containing `needle`.
+    pub fn wait_stderr(&self, timeout: Duration, needle: &str) -> bool {
+        self.stderr.wait_for(timeout, |l| l.contains(needle))
+    }
+
+    /// servy's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGHUP`) to servy.
+    pub fn signal(&self, signal: i32) {
+        let pid = self.pid() as libc::pid_t;
+        // SAFETY: kill(2) has no memory effects; pid is our own child, not yet reaped.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+    }
+
+    /// The exit status if servy has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// SIGTERM, then wait for the exit (up to 30 s, then SIGKILL and panic).
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait_exit(Duration::from_secs(30))
+    }
+
+    /// Waits for servy to exit on its own (SIGKILL and panic after `timeout`).
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_wait() {
+                // Let the readers drain the pipes.
+                thread::sleep(Duration::from_millis(50));
+                return status;
+            }
+            if Instant::now() >= deadline {
+                if let Some(c) = self.child.as_mut() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                panic!(
+                    "servy did not exit within {timeout:?}; stderr:\n{}",
+                    self.stderr()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The scratch directory holding this run's config and notify socket.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Servy {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn is_ready(line: &str) -> bool {
+    line == "READY=1"
+}
+
+fn join_lines(lines: Vec<String>) -> String {
+    let mut s = lines.join("\n");
+    if !s.is_empty() {
+        s.push('\n');
+    }
+    s
+}
+
+/// In the child, between fork and exec: put `fds` at 3, 4, ... without close-on-exec.
+fn pass_fds<const N: usize>(cmd: &mut Command, fds: [RawFd; N]) {
+    // SAFETY: the closure only calls async-signal-safe fcntl/dup2/close on fds we own,
+    // and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            // First move every fd above the target range, so no dup2 clobbers a source.
+            let mut high = [0; N];
+            for (i, fd) in fds.iter().enumerate() {
+                let h = libc::fcntl(*fd, libc::F_DUPFD, 64);
+                if h < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                high[i] = h;
+            }
+            for (i, h) in high.iter().enumerate() {
+                // dup2 clears FD_CLOEXEC on the new descriptor.
+                if libc::dup2(*h, 3 + i as RawFd) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(*h);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The first `listen` address of `[http]` and `[metrics]` in a config text, for runs that
+/// let servy bind by itself.
+fn configured_addrs(config: &str) -> (SocketAddr, SocketAddr) {
+    let table: toml::Table = config.parse().expect("config text is TOML");
+    let first = |section: &str, default: &str| -> SocketAddr {
+        table
+            .get(section)
+            .and_then(|s| s.get("listen"))
+            .and_then(|l| l.as_array())
+            .and_then(|a| a.first())
+            .and_then(|v| v.as_str())
+            .unwrap_or(default)
+            .parse()
+            .expect("listen address")
+    };
+    (
+        first("http", "127.0.0.1:8080"),
+        first("metrics", "127.0.0.1:8081"),
+    )
+}
+
+/// A free ephemeral port on 127.0.0.1 (bound then released: only for tests that must let
+/// servy bind by itself).
+pub fn free_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+fn spawn_notify_reader(sock: UnixDatagram, out: Collected) {
+    // The timeout lets the thread notice that its `Servy` is gone and stop.
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(500)));
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 4096];
+        while Arc::strong_count(&out.0) > 1 {
+            match sock.recv(&mut buf) {
+                Ok(n) => {
+                    for line in String::from_utf8_lossy(&buf[..n]).lines() {
+                        out.push(line.to_string());
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => break,
+            }
+        }
+    });
+}
+
+fn spawn_line_reader(mut pipe: impl Read + Send + 'static, out: Collected) {
+    thread::spawn(move || {
+        let mut pending = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    pending.extend_from_slice(&buf[..n]);
+                    while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = pending.drain(..=pos).collect();
+                        out.push(String::from_utf8_lossy(&line[..pos]).into_owned());
+                    }
+                }
+            }
+        }
+        if !pending.is_empty() {
+            out.push(String::from_utf8_lossy(&pending).into_owned());
+        }
+    });
+}

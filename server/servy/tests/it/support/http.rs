@@ -1,0 +1,169 @@
+//! A raw HTTP/1.1 client over `TcpStream`: no path normalisation, no header rewriting, so
+//! tests send exactly the bytes they mean and see exactly what servy answers.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// How long a test waits for servy to answer before failing.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A parsed response. Header names are lower-case; the body is de-chunked.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every header named `name`, in order.
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The body as (lossy) UTF-8.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// `GET path` with `Connection: close`.
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    request(addr, "GET", path, &[])
+}
+
+/// Any method and path, with extra headers; `Host` and `Connection: close` are added
+/// unless given.
+pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+    let mut req = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        req.push_str("host: localhost\r\n");
+    }
+    if !headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("connection"))
+    {
+        req.push_str("connection: close\r\n");
+    }
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let bytes = raw(addr, req.as_bytes());
+    parse(&bytes, method.eq_ignore_ascii_case("HEAD")).unwrap_or_else(|e| {
+        panic!(
+            "{method} {path}: {e}; raw response:\n{}",
+            String::from_utf8_lossy(&bytes)
+        )
+    })
+}
+
+/// Sends exactly `bytes` and returns every byte servy sends back until it closes the
+/// connection (or goes quiet for the read timeout; send `Connection: close` for speed).
+pub fn raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(READ_TIMEOUT))
+        .expect("set timeout");
+    stream
+        .write_all(bytes)
+        .unwrap_or_else(|e| panic!("write to {addr}: {e}"));
+    read_to_close(&mut stream)
+}
+
+/// Reads until EOF, a reset, or the read timeout; returns what arrived.
+pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Parses one response (status line, headers, body by chunking, length or close).
+pub fn parse(bytes: &[u8], head_request: bool) -> Result<Response, String> {
+    let end = find(bytes, b"\r\n\r\n").ok_or("no end of headers")?;
+    let head = std::str::from_utf8(&bytes[..end]).map_err(|_| "head is not UTF-8")?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().ok_or("empty response")?;
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let mut headers = Vec::new();
+    for line in lines {
+        let (n, v) = line
+            .split_once(':')
+            .ok_or_else(|| format!("bad header line {line:?}"))?;
+        headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let rest = &bytes[end + 4..];
+    let has_body = !head_request && status != 204 && status != 304 && !(100..200).contains(&status);
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
+    let body = if !has_body {
+        Vec::new()
+    } else if chunked {
+        dechunk(rest)?
+    } else if let Some((_, len)) = headers.iter().find(|(n, _)| n == "content-length") {
+        let len: usize = len
+            .parse()
+            .map_err(|_| format!("bad content-length {len:?}"))?;
+        if rest.len() < len {
+            return Err(format!(
+                "body truncated: content-length {len}, got {}",
+                rest.len()
+            ));
+        }
+        rest[..len].to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    loop {
+        let eol = find(data, b"\r\n").ok_or("chunk size line not terminated")?;
+        let size_text = std::str::from_utf8(&data[..eol]).map_err(|_| "bad chunk size")?;
+        let size_text = size_text.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
+        data = &data[eol + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if data.len() < size + 2 {
+            return Err("chunk truncated".into());
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
