@@ -4,8 +4,9 @@
 //! own section (`HttpConfig`, `RedirectsConfig`, ...). Nothing past this file reads
 //! environment variables or config files.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -29,6 +30,8 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
+    /// Addresses to bind; a list, or one comma-separated string (handy in env vars).
+    #[serde(with = "addr_list")]
     pub listen: Vec<SocketAddr>,
 }
 
@@ -37,6 +40,7 @@ pub struct HttpConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// Empty disables the metrics listener (unless systemd passes a `metrics` socket).
+    #[serde(with = "addr_list")]
     pub listen: Vec<SocketAddr>,
     /// Serve a CPU profile at `/debug/pprof/profile?seconds=N`. Off: sampling costs CPU.
     pub profiling: bool,
@@ -142,7 +146,9 @@ pub struct LimitsConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))] }
+        Self {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+        }
     }
 }
 
@@ -176,7 +182,11 @@ impl Default for RedirectsConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".into(), format: LogFormat::Auto, requests: true }
+        Self {
+            level: "info".into(),
+            format: LogFormat::Auto,
+            requests: true,
+        }
     }
 }
 
@@ -201,16 +211,370 @@ impl Default for LimitsConfig {
     }
 }
 
-// TODO(runtime): Deserialize for RedirectsSource (URL if http(s)://, else path),
-// the `duration` serde module ("250ms", "10s", "5m", "1h"), `Config::load(path, env)`,
-// the SERVY_<SECTION>_<KEY> overlay plus predecessor variables, and validation.
+/// Why a configuration was refused, as one line: the file and line, or the variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The sections `SERVY_<SECTION>_<KEY>` may address. Other `SERVY_*` variables (such as
+/// the build-time `SERVY_ASSETS_DIR`) are not ours to judge and are ignored.
+const SECTIONS: [&str; 6] = ["http", "metrics", "redirects", "log", "cache", "limits"];
+
+impl Config {
+    /// The file (if any), then the environment, then validation. `env` is passed in so
+    /// nothing else in servy reads configuration from the environment, and tests can
+    /// hand in exactly the variables they mean.
+    ///
+    /// Precedence, lowest first: defaults, the file, the predecessor's variables
+    /// (`SERVY_HOST`, `SERVY_PORT`, `SERVY_METRICS_PORT`, `SERVY_REDIRECTS_URL`), then
+    /// `SERVY_<SECTION>_<KEY>`, so the precise new name wins over an old alias.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let (mut table, file_config) = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(format!("reading {}: {e}", path.display())))?;
+                // Deserialising the text itself keeps spans, so an unknown key names its line.
+                let config: Config = toml::from_str(&text)
+                    .map_err(|e| ConfigError(describe(&path.display().to_string(), &text, &e)))?;
+                let table: toml::Table = text
+                    .parse()
+                    .map_err(|e| ConfigError(describe("", &text, &e)))?;
+                (table, config)
+            }
+            None => (toml::Table::new(), Config::default()),
+        };
+
+        let overrides = overrides(env, &file_config)?;
+        let mut config = file_config;
+        for o in overrides {
+            let section = table
+                .entry(o.section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let Some(section) = section.as_table_mut() else {
+                return Err(ConfigError(format!(
+                    "{}: [{}] is not a table",
+                    o.var, o.section
+                )));
+            };
+            section.insert(o.key.clone(), o.value);
+            // One variable at a time, so an error names the variable that caused it.
+            config =
+                toml::Value::Table(table.clone())
+                    .try_into()
+                    .map_err(|e: toml::de::Error| {
+                        ConfigError(format!("{}: {}", o.var, e.message().trim()))
+                    })?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Contradictions and values that would misbehave at run time.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let err = |m: String| Err(ConfigError(m));
+        let r = &self.redirects;
+        if ![301, 302, 307, 308].contains(&r.status) {
+            return err(format!(
+                "redirects.status = {}: must be 301, 302, 307 or 308",
+                r.status
+            ));
+        }
+        for (name, d) in [
+            ("redirects.refresh_interval", r.refresh_interval),
+            ("redirects.min_refresh_interval", r.min_refresh_interval),
+            ("redirects.connect_timeout", r.connect_timeout),
+            ("redirects.timeout", r.timeout),
+            (
+                "limits.header_read_timeout",
+                self.limits.header_read_timeout,
+            ),
+            ("limits.request_timeout", self.limits.request_timeout),
+            ("limits.shutdown_grace", self.limits.shutdown_grace),
+            ("metrics.profiling_max", self.metrics.profiling_max),
+        ] {
+            if d.is_zero() {
+                return err(format!("{name} must be greater than zero"));
+            }
+        }
+        if r.min_refresh_interval > r.refresh_interval {
+            return err(format!(
+                "redirects.min_refresh_interval ({:?}) is longer than redirects.refresh_interval ({:?})",
+                r.min_refresh_interval, r.refresh_interval
+            ));
+        }
+        if r.max_bytes == 0 {
+            return err("redirects.max_bytes must be greater than zero".into());
+        }
+        if let Some(name) = &r.cache_bust {
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+            {
+                return err(format!(
+                    "redirects.cache_bust = {name:?}: must be a plain query parameter name"
+                ));
+            }
+        }
+        if let Some(RedirectsSource::Url(url)) = &r.source {
+            if url
+                .split_once("://")
+                .is_none_or(|(_, rest)| rest.is_empty() || rest.starts_with('/'))
+            {
+                return err(format!("redirects.source = {url:?}: URL has no host"));
+            }
+        }
+        if self.limits.max_concurrency == 0 {
+            return err("limits.max_concurrency must be at least 1".into());
+        }
+        if let Some(addr) = self
+            .http
+            .listen
+            .iter()
+            .find(|a| self.metrics.listen.contains(a))
+        {
+            return err(format!(
+                "http.listen and metrics.listen both contain {addr}"
+            ));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return err(format!("log.level = {:?}: {e}", self.log.level));
+        }
+        for (name, value) in [
+            ("cache.html", &self.cache.html),
+            ("cache.immutable", &self.cache.immutable),
+            ("cache.default", &self.cache.default),
+        ] {
+            if value.is_empty()
+                || !value
+                    .bytes()
+                    .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+            {
+                return err(format!(
+                    "{name} = {value:?}: not a valid Cache-Control header value"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One line out of a toml error: `file: line N: message`.
+fn describe(file: &str, text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    let prefix = if file.is_empty() {
+        String::new()
+    } else {
+        format!("{file}: ")
+    };
+    match e.span() {
+        Some(span) => {
+            let line = text.as_bytes()[..span.start.min(text.len())]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            format!("{prefix}line {line}: {message}")
+        }
+        None => format!("{prefix}{message}"),
+    }
+}
+
+/// One environment variable, resolved to a key in a section.
+struct Override {
+    var: String,
+    section: &'static str,
+    key: String,
+    value: toml::Value,
+}
+
+/// Reads `SERVY_*` variables into overrides, in precedence order (lowest first).
+/// `base` supplies the half of an address a predecessor variable leaves out.
+fn overrides(
+    env: impl IntoIterator<Item = (String, String)>,
+    base: &Config,
+) -> Result<Vec<Override>, ConfigError> {
+    let mut legacy = Vec::new();
+    let mut generic = Vec::new();
+    let (mut host, mut port, mut metrics_port) = (None, None, None);
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix("SERVY_").map(str::to_string) else {
+            continue;
+        };
+        match rest.as_str() {
+            "HOST" => host = Some(raw),
+            "PORT" => port = Some(raw),
+            "METRICS_PORT" => metrics_port = Some(raw),
+            "REDIRECTS_URL" => legacy.push(Override {
+                var,
+                section: "redirects",
+                key: "source".into(),
+                value: toml::Value::String(raw),
+            }),
+            _ => {
+                let Some((section, key)) = rest.split_once('_') else {
+                    continue;
+                };
+                let section = section.to_ascii_lowercase();
+                let Some(section) = SECTIONS.iter().copied().find(|s| *s == section) else {
+                    continue;
+                };
+                generic.push(Override {
+                    var,
+                    section,
+                    key: key.to_ascii_lowercase(),
+                    value: env_value(&raw),
+                });
+            }
+        }
+    }
+
+    let parse_host = |h: &str| -> Result<IpAddr, ConfigError> {
+        h.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| ConfigError(format!("SERVY_HOST={h:?}: not an IP address")))
+    };
+    let parse_port = |var: &str, p: &str| -> Result<u16, ConfigError> {
+        p.trim()
+            .parse()
+            .map_err(|_| ConfigError(format!("{var}={p:?}: not a port number")))
+    };
+    let host = host.as_deref().map(parse_host).transpose()?;
+    let first_http = base
+        .http
+        .listen
+        .first()
+        .copied()
+        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
+    if host.is_some() || port.is_some() {
+        let port = match &port {
+            Some(p) => parse_port("SERVY_PORT", p)?,
+            None => first_http.port(),
+        };
+        let addr = SocketAddr::new(host.unwrap_or(first_http.ip()), port);
+        let var = if host.is_some() {
+            "SERVY_HOST"
+        } else {
+            "SERVY_PORT"
+        };
+        legacy.push(Override {
+            var: var.into(),
+            section: "http",
+            key: "listen".into(),
+            value: addr_value(addr),
+        });
+    }
+    if let Some(p) = &metrics_port {
+        // The predecessor served metrics on the same host as the site.
+        let ip = host
+            .or(base.metrics.listen.first().map(SocketAddr::ip))
+            .unwrap_or(first_http.ip());
+        let addr = SocketAddr::new(ip, parse_port("SERVY_METRICS_PORT", p)?);
+        legacy.push(Override {
+            var: "SERVY_METRICS_PORT".into(),
+            section: "metrics",
+            key: "listen".into(),
+            value: addr_value(addr),
+        });
+    }
+    legacy.extend(generic);
+    Ok(legacy)
+}
+
+fn addr_value(addr: SocketAddr) -> toml::Value {
+    toml::Value::Array(vec![toml::Value::String(addr.to_string())])
+}
+
+/// An environment value is read as a TOML value when it is one (`308`, `true`,
+/// `["a", "b"]`, `"quoted"`), else as a plain string (`5m`, `info`, a URL, a
+/// comma-separated address list).
+fn env_value(raw: &str) -> toml::Value {
+    match format!("v = {raw}").parse::<toml::Table>() {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+/// Durations as `"250ms"`, `"10s"`, `"5m"`, `"1h"`, `"1d"`, or an integer of seconds.
 mod duration {
-    use serde::{Deserialize, Deserializer};
+    use serde::Deserializer;
+    use serde::de::{self, Visitor};
+    use std::fmt;
     use std::time::Duration;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        super::parse_duration(&s).map_err(serde::de::Error::custom)
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Duration;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration such as \"10s\" or \"5m\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Duration, E> {
+                super::parse_duration(s).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Duration, E> {
+                Ok(Duration::from_secs(n))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Duration, E> {
+                u64::try_from(n)
+                    .map(Duration::from_secs)
+                    .map_err(|_| E::custom("a duration cannot be negative"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Socket addresses as a list, or as one comma-separated string.
+mod addr_list {
+    use serde::Deserializer;
+    use serde::de::{self, SeqAccess, Visitor};
+    use std::fmt;
+    use std::net::SocketAddr;
+
+    fn parse<E: de::Error>(s: &str) -> Result<SocketAddr, E> {
+        s.trim().parse().map_err(|_| {
+            E::custom(format!(
+                "invalid socket address {s:?}: expected e.g. \"127.0.0.1:8080\" or \"[::1]:8080\""
+            ))
+        })
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Vec<SocketAddr>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of socket addresses")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                s.split(',')
+                    .filter(|p| !p.trim().is_empty())
+                    .map(parse)
+                    .collect()
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(parse(&s)?);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -219,31 +583,297 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. \"10s\", \"5m\""))?;
-    let secs = match unit.trim() {
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. \"10s\", \"5m\""))?;
+    let scale = match unit.trim() {
         "ms" => return Ok(Duration::from_millis(n)),
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => return Err(format!("invalid duration {s:?}: unit must be ms, s, m, h or d")),
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => {
+            return Err(format!(
+                "invalid duration {s:?}: unit must be ms, s, m, h or d"
+            ));
+        }
     };
-    Ok(Duration::from_secs(secs))
+    n.checked_mul(scale)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("duration {s:?} is too long"))
 }
 
 impl<'de> Deserialize<'de> for RedirectsSource {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
+        if s.trim().is_empty() {
+            return Err(serde::de::Error::custom(
+                "redirects source is empty (leave it out for no redirects)",
+            ));
+        }
         Ok(RedirectsSource::parse(&s))
     }
 }
 
 impl RedirectsSource {
+    /// `http://` or `https://` is a URL; anything else is a local file path.
     pub fn parse(s: &str) -> Self {
+        let s = s.trim();
         if s.starts_with("http://") || s.starts_with("https://") {
             RedirectsSource::Url(s.to_string())
         } else {
             RedirectsSource::File(PathBuf::from(s))
         }
+    }
+}
+
+impl fmt::Display for RedirectsSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RedirectsSource::Url(u) => f.write_str(u),
+            RedirectsSource::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!(
+            "servy-config-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("servy.toml");
+        std::fs::write(&path, toml).unwrap();
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        let result = Config::load(Some(&path), env);
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+
+    fn message(r: Result<Config, ConfigError>) -> String {
+        r.expect_err("expected a config error").to_string()
+    }
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.http.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
+        assert_eq!(c.redirects.status, 308);
+        assert_eq!(c.redirects.source, None);
+    }
+
+    #[test]
+    fn no_file_is_the_defaults() {
+        let c = Config::load(None, std::iter::empty()).unwrap();
+        assert_eq!(c.metrics.listen, vec!["127.0.0.1:8081".parse().unwrap()]);
+    }
+
+    #[test]
+    fn issue_example_parses() {
+        let c = load(
+            r#"
+[http]
+listen = ["127.0.0.1:8080"]
+[metrics]
+listen = ["127.0.0.1:8081"]
+[redirects]
+source = "http://127.0.0.1:9000/redirects.txt"
+refresh_interval = "5m"
+min_refresh_interval = "10s"
+status = 308
+[log]
+level = "info"
+format = "auto"
+"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.redirects.source,
+            Some(RedirectsSource::Url(
+                "http://127.0.0.1:9000/redirects.txt".into()
+            ))
+        );
+        assert_eq!(c.redirects.refresh_interval, Duration::from_secs(300));
+        assert_eq!(c.log.format, LogFormat::Auto);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let m = message(load(
+            "[http]\nlisten = []\n\n[redirects]\nstatuss = 301\n",
+            &[],
+        ));
+        assert!(m.contains("line 5"), "{m}");
+        assert!(m.contains("statuss"), "{m}");
+        assert!(!m.contains('\n'), "one line: {m}");
+    }
+
+    #[test]
+    fn unknown_section_names_it() {
+        let m = message(load("[htpp]\nlisten = []\n", &[]));
+        assert!(m.contains("line 1") && m.contains("htpp"), "{m}");
+    }
+
+    #[test]
+    fn syntax_error_names_the_line() {
+        let m = message(load("[log]\nlevel = \n", &[]));
+        assert!(m.contains("line 2"), "{m}");
+    }
+
+    #[test]
+    fn generic_env_overlay() {
+        let c = load(
+            "[redirects]\nstatus = 301\n",
+            &[
+                ("SERVY_REDIRECTS_STATUS", "302"),
+                ("SERVY_REDIRECTS_REFRESH_INTERVAL", "1h"),
+                ("SERVY_LOG_REQUESTS", "false"),
+                ("SERVY_HTTP_LISTEN", "127.0.0.1:1,[::1]:2"),
+                ("SERVY_CACHE_DEFAULT", "public, max-age=60"),
+                ("SERVY_LIMITS_REQUEST_TIMEOUT", "5"),
+                ("SERVY_ASSETS_DIR", "/somewhere"), // not a section: ignored
+                ("OTHER", "x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.redirects.status, 302);
+        assert_eq!(c.redirects.refresh_interval, Duration::from_secs(3600));
+        assert!(!c.log.requests);
+        assert_eq!(
+            c.http.listen,
+            vec!["127.0.0.1:1".parse().unwrap(), "[::1]:2".parse().unwrap()]
+        );
+        assert_eq!(c.cache.default, "public, max-age=60");
+        assert_eq!(c.limits.request_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn env_unknown_key_names_the_variable() {
+        let m = message(load("", &[("SERVY_HTTP_LISTN", "127.0.0.1:1")]));
+        assert!(
+            m.starts_with("SERVY_HTTP_LISTN:") && m.contains("listn"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn env_bad_value_names_the_variable() {
+        let m = message(load("", &[("SERVY_REDIRECTS_STATUS", "many")]));
+        assert!(m.starts_with("SERVY_REDIRECTS_STATUS:"), "{m}");
+    }
+
+    #[test]
+    fn predecessor_variables() {
+        let c = load(
+            "",
+            &[
+                ("SERVY_REDIRECTS_URL", "https://example.org/r.txt"),
+                ("SERVY_HOST", "0.0.0.0"),
+                ("SERVY_PORT", "9090"),
+                ("SERVY_METRICS_PORT", "9091"),
+                ("SERVY_LOG_LEVEL", "debug"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            c.redirects.source,
+            Some(RedirectsSource::Url("https://example.org/r.txt".into()))
+        );
+        assert_eq!(c.http.listen, vec!["0.0.0.0:9090".parse().unwrap()]);
+        assert_eq!(c.metrics.listen, vec!["0.0.0.0:9091".parse().unwrap()]);
+        assert_eq!(c.log.level, "debug");
+    }
+
+    #[test]
+    fn predecessor_port_alone_keeps_the_configured_host() {
+        let c = load(
+            "[http]\nlisten = [\"10.0.0.1:80\"]\n",
+            &[("SERVY_PORT", "8000")],
+        )
+        .unwrap();
+        assert_eq!(c.http.listen, vec!["10.0.0.1:8000".parse().unwrap()]);
+    }
+
+    #[test]
+    fn new_names_win_over_predecessor_names() {
+        let c = load(
+            "",
+            &[
+                ("SERVY_REDIRECTS_SOURCE", "/etc/r.txt"),
+                ("SERVY_REDIRECTS_URL", "https://old/r"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            c.redirects.source,
+            Some(RedirectsSource::File("/etc/r.txt".into()))
+        );
+    }
+
+    #[test]
+    fn bad_predecessor_port() {
+        let m = message(load("", &[("SERVY_PORT", "eighty")]));
+        assert!(m.starts_with("SERVY_PORT="), "{m}");
+    }
+
+    #[test]
+    fn validation() {
+        let cases = [
+            ("[redirects]\nstatus = 200\n", "redirects.status"),
+            (
+                "[redirects]\nmin_refresh_interval = \"10m\"\nrefresh_interval = \"5m\"\n",
+                "min_refresh_interval",
+            ),
+            (
+                "[limits]\nrequest_timeout = \"0s\"\n",
+                "limits.request_timeout",
+            ),
+            ("[limits]\nmax_concurrency = 0\n", "max_concurrency"),
+            (
+                "[http]\nlisten = [\"127.0.0.1:9\"]\n[metrics]\nlisten = [\"127.0.0.1:9\"]\n",
+                "127.0.0.1:9",
+            ),
+            ("[log]\nlevel = \"info,=[\"\n", "log.level"),
+            ("[cache]\nhtml = \"a\\nb\"\n", "cache.html"),
+            ("[redirects]\nsource = \"https://\"\n", "no host"),
+            ("[redirects]\ncache_bust = \"a&b\"\n", "cache_bust"),
+            (
+                "[http]\nlisten = [\"localhost:80\"]\n",
+                "invalid socket address",
+            ),
+            ("[redirects]\ntimeout = \"5 parsecs\"\n", "invalid duration"),
+        ];
+        for (toml, needle) in cases {
+            let m = message(load(toml, &[]));
+            assert!(m.contains(needle), "{toml:?}: expected {needle:?} in {m:?}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172800)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("5w").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn source_is_url_or_path() {
+        assert_eq!(
+            RedirectsSource::parse("https://x/y"),
+            RedirectsSource::Url("https://x/y".into())
+        );
+        assert_eq!(
+            RedirectsSource::parse("./r.txt"),
+            RedirectsSource::File("./r.txt".into())
+        );
     }
 }

@@ -1,1 +1,172 @@
-//! TODO(runtime)
+//! The two listeners, `http` and `metrics`: inherited from systemd by
+//! `FileDescriptorName`, else bound from the config. The first thing a request meets.
+//!
+//! The only `unsafe` in servy lives here, at the systemd boundary: an inherited fd is
+//! taken over, checked (a listening TCP socket?), made non-blocking, then used as a safe
+//! `TcpListener`.
+#![allow(unsafe_code)]
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Bound or inherited sockets, non-blocking, ready for the runtime.
+pub struct Listeners {
+    pub http: Vec<TcpListener>,
+    pub metrics: Vec<TcpListener>,
+    /// True if at least one socket came from systemd.
+    pub inherited: bool,
+}
+
+#[derive(Debug)]
+pub enum ListenError {
+    /// `LISTEN_FDS`/`LISTEN_FDNAMES` are inconsistent.
+    Activation(io::Error),
+    /// An inherited fd is not what a `.socket` unit with `ListenStream=` passes.
+    NotListening {
+        fd: RawFd,
+        name: String,
+        why: String,
+    },
+    Bind {
+        name: &'static str,
+        addr: SocketAddr,
+        error: io::Error,
+    },
+    /// No socket to serve the site on.
+    NoHttp,
+}
+
+impl fmt::Display for ListenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenError::Activation(e) => write!(f, "reading sockets passed by systemd: {e}"),
+            ListenError::NotListening { fd, name, why } => {
+                write!(
+                    f,
+                    "fd {fd} passed as {name:?} is not a listening TCP socket: {why}"
+                )
+            }
+            ListenError::Bind { name, addr, error } => {
+                write!(f, "binding {name} listener {addr}: {error}")
+            }
+            ListenError::NoHttp => f.write_str(
+                "no http listener: http.listen is empty and systemd passed no \"http\" socket",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ListenError {}
+
+/// Takes the sockets systemd passed (matched by name), and binds the configured
+/// addresses for a name systemd passed nothing for. Any other passed fd is closed.
+pub fn open(http: &[SocketAddr], metrics: &[SocketAddr]) -> Result<Listeners, ListenError> {
+    let mut passed_http = Vec::new();
+    let mut passed_metrics = Vec::new();
+    // LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES are systemd's protocol, read by sd-notify.
+    for (fd, name) in sd_notify::listen_fds_with_names().map_err(ListenError::Activation)? {
+        // SAFETY: sd-notify yields only fds in systemd's range (3 .. 3+LISTEN_FDS) and
+        // only when LISTEN_PID is this process, so they are open and ours; each is
+        // yielded once, and nothing else in servy touches raw fds, so this is the
+        // single owner.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        match name.as_str() {
+            "http" => passed_http.push(take_listener(owned, &name)?),
+            "metrics" => passed_metrics.push(take_listener(owned, &name)?),
+            other => {
+                tracing::warn!(
+                    fd,
+                    name = other,
+                    "ignoring a passed socket with an unknown FileDescriptorName"
+                );
+                drop(owned);
+            }
+        }
+    }
+    let inherited = !passed_http.is_empty() || !passed_metrics.is_empty();
+    let http = if passed_http.is_empty() {
+        bind("http", http)?
+    } else {
+        passed_http
+    };
+    let metrics = if passed_metrics.is_empty() {
+        bind("metrics", metrics)?
+    } else {
+        passed_metrics
+    };
+    if http.is_empty() {
+        return Err(ListenError::NoHttp);
+    }
+    Ok(Listeners {
+        http,
+        metrics,
+        inherited,
+    })
+}
+
+/// `SO_REUSEADDR` (std sets it on Unix) lets a restart rebind while old connections
+/// sit in TIME_WAIT.
+fn bind(name: &'static str, addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, ListenError> {
+    addrs
+        .iter()
+        .map(|&addr| {
+            let l =
+                TcpListener::bind(addr).map_err(|error| ListenError::Bind { name, addr, error })?;
+            l.set_nonblocking(true)
+                .map_err(|error| ListenError::Bind { name, addr, error })?;
+            Ok(l)
+        })
+        .collect()
+}
+
+/// Checks that `fd` is a listening IPv4/IPv6 stream socket, then makes it non-blocking.
+fn take_listener(fd: OwnedFd, name: &str) -> Result<TcpListener, ListenError> {
+    let raw = fd.as_raw_fd();
+    let refuse = |why: String| ListenError::NotListening {
+        fd: raw,
+        name: name.to_string(),
+        why,
+    };
+    let sockopt = |opt| sockopt_int(&fd, opt).map_err(|e| refuse(e.to_string()));
+    if sockopt(libc::SO_TYPE)? != libc::SOCK_STREAM {
+        return Err(refuse(
+            "not a stream socket (ListenStream= is needed)".into(),
+        ));
+    }
+    let domain = sockopt(libc::SO_DOMAIN)?;
+    if domain != libc::AF_INET && domain != libc::AF_INET6 {
+        return Err(refuse("not an IP socket".into()));
+    }
+    if sockopt(libc::SO_ACCEPTCONN)? == 0 {
+        return Err(refuse("not listening (Accept=no is needed)".into()));
+    }
+    let listener = TcpListener::from(fd);
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| refuse(e.to_string()))?;
+    Ok(listener)
+}
+
+/// An integer `SOL_SOCKET` option.
+fn sockopt_int(fd: &OwnedFd, opt: libc::c_int) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `fd` is open for the duration of the call; `value` and `len` are valid,
+    // writable, and `len` holds the size of `value`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            opt,
+            (&raw mut value).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(value)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

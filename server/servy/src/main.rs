@@ -1,7 +1,11 @@
 //! servy: the startup story on one screen.
 //!
-//! cli → config → logging → listeners → state → redirects' first load → READY
-//! → serve both listeners → drain on SIGTERM → exit code.
+//! cli → config → logging → listeners → state → serve both listeners → redirects' first
+//! load → READY → signals until SIGTERM → drain → exit code.
+//!
+//! The listeners serve before READY so that `/readyz` can say "not yet" and the site is
+//! up while a slow redirects source is still loading; READY waits for that first load.
+#![deny(unsafe_code)] // allowed in `listeners` only, at the systemd boundary
 
 mod cli;
 mod config;
@@ -9,13 +13,198 @@ mod listeners;
 mod logging;
 mod metrics;
 mod not_found;
+mod observe;
 mod path;
+mod profile;
 mod redirects;
 mod router;
+mod serve;
+mod shed;
 mod signals;
 mod site;
 mod systemd;
 
-fn main() {
-    // TODO(runtime)
+use std::error::Error;
+use std::fmt;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cli::Command;
+use config::Config;
+use listeners::Listeners;
+use metrics::{Metrics, Readiness};
+use redirects::Redirects;
+use router::AppState;
+use serve::Server;
+use signals::{Event, Signals};
+use site::Site;
+
+fn main() -> ExitCode {
+    let args = cli::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("servy: {failure}");
+            failure.exit_code()
+        }
+    }
+}
+
+fn run(args: cli::Args) -> Result<(), Failure> {
+    if args.command == Command::ListAssets {
+        return list_assets();
+    }
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let config =
+        Config::load(args.config.as_deref(), env).map_err(|e| Failure::Config(Box::new(e)))?;
+    if args.command == Command::Check {
+        return Ok(());
+    }
+    logging::init(&config.log);
+    std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
+    let listeners =
+        listeners::open(&config.http.listen, &config.metrics.listen).map_err(Failure::startup)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Failure::startup)?;
+    let result = runtime.block_on(serve(config, listeners));
+    // A CPU profile may still be sampling on a blocking thread; don't wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result
+}
+
+fn list_assets() -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for path in Site::paths() {
+        writeln!(out, "{path}").map_err(Failure::startup)?;
+    }
+    out.flush().map_err(Failure::startup)
+}
+
+async fn serve(config: Config, listeners: Listeners) -> Result<(), Failure> {
+    let mut signals = Signals::install().map_err(Failure::startup)?;
+
+    // State, built once: the asset table, the redirects handle, the metric handles.
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Readiness::default();
+    let site: &'static Site = Box::leak(Box::new(Site::new(config.cache.clone())));
+    let (redirects, mut refresher) = Redirects::new(config.redirects.clone(), &metrics)
+        .map_err(|e| Failure::Config(Box::new(e)))?;
+
+    let inherited = listeners.inherited;
+    let addrs: Vec<SocketAddr> = listeners
+        .http
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
+    let mut server = Server::new(&config.limits);
+    let app = AppState {
+        site,
+        redirects: redirects.clone(),
+    };
+    for listener in listeners.http {
+        let service = router::service(
+            app.clone(),
+            metrics.clone(),
+            &config.limits,
+            config.log.requests,
+        );
+        server.serve(listener, service).map_err(Failure::startup)?;
+    }
+    let profiler = config
+        .metrics
+        .profiling
+        .then(|| profile::Profiler::new(config.metrics.profiling_max));
+    let metrics_routes = metrics::router((*metrics).clone(), readiness.clone(), profiler);
+    for listener in listeners.metrics {
+        server
+            .serve(listener, metrics_routes.clone())
+            .map_err(Failure::startup)?;
+    }
+
+    // The first load is bounded by the fetch timeouts; a dead source only logs.
+    let first = tokio::select! {
+        outcome = refresher.first_load() => Some(outcome),
+        () = shutdown_requested(&mut signals) => None,
+    };
+    if let Some(outcome) = first {
+        tracing::info!(?outcome, "first redirects load");
+        refresher.spawn();
+        readiness.set();
+        systemd::ready(&status(site, &redirects, &addrs));
+        if let Some(interval) = systemd::spawn_watchdog() {
+            tracing::debug!(?interval, "watchdog pings");
+        }
+        tracing::info!(listen = ?addrs, socket_activated = inherited, assets = site.len(), "ready");
+        while let Event::Refresh = signals.next().await {
+            systemd::reloading();
+            let outcome = redirects.refresh_now().await;
+            tracing::info!(?outcome, "redirects refresh on SIGHUP");
+            systemd::reloaded(&status(site, &redirects, &addrs));
+        }
+    }
+
+    systemd::stopping();
+    tracing::info!(grace = ?config.limits.shutdown_grace, "shutting down: draining connections");
+    if server.drain(config.limits.shutdown_grace).await {
+        tracing::info!("drained");
+    } else {
+        tracing::warn!("grace period over; closing the remaining connections");
+    }
+    Ok(())
+}
+
+/// Waits for SIGTERM/SIGINT, ignoring SIGHUP (nothing to refresh yet).
+async fn shutdown_requested(signals: &mut Signals) {
+    while signals.next().await != Event::Shutdown {}
+}
+
+/// `STATUS=` text: what is served, where.
+fn status(site: &Site, redirects: &Redirects, addrs: &[SocketAddr]) -> String {
+    let addrs: Vec<String> = addrs.iter().map(SocketAddr::to_string).collect();
+    format!(
+        "serving {} assets, {} redirects on {}",
+        site.len(),
+        redirects.len(),
+        addrs.join(", ")
+    )
+}
+
+/// Why servy stopped before serving; `main` prints it once and picks the exit code.
+enum Failure {
+    /// The configuration is unusable: exit 78 so systemd does not restart in a loop.
+    Config(Box<dyn Error>),
+    Startup(Box<dyn Error>),
+}
+
+impl Failure {
+    fn startup(e: impl Error + 'static) -> Failure {
+        Failure::Startup(Box::new(e))
+    }
+
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            Failure::Config(_) => ExitCode::from(config::EXIT_CONFIG as u8),
+            Failure::Startup(_) => ExitCode::FAILURE,
+        }
+    }
+}
+
+/// The error and its sources, joined by `: ` on one line.
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (Failure::Config(e) | Failure::Startup(e)) = self;
+        write!(f, "{e}")?;
+        let mut source = e.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
 }

@@ -5,7 +5,21 @@
 //! `servy_redirects_defined`, `servy_response_status`) so existing dashboards work. No
 //! label takes its value from an unknown request path: `alias` is only ever a defined alias.
 
-use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::profile::Profiler;
 
 /// Cheap to clone: every handle is an `Arc` inside.
 #[derive(Clone)]
@@ -27,9 +41,191 @@ pub struct Metrics {
     pub redirects_refreshes: IntCounterVec,
     /// `servy_redirects_last_success_timestamp_seconds`.
     pub redirects_last_success: IntGauge,
-    /// `servy_build_info{version}` = 1.
-    pub build_info: IntGaugeVec,
+    /// `response_status` children by code (100..=599), resolved once each, so the
+    /// request path does an array index instead of a hash-map lookup under a lock.
+    status_cells: Arc<[OnceLock<IntCounter>]>,
 }
 
-// TODO(runtime): Metrics::new() registering everything (plus the process collector),
-// and the metrics router.
+/// Request latencies for in-memory responses are tens of microseconds; the buckets
+/// start there and reach the request timeout's range.
+const DURATION_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+];
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let requests = counter(
+            "servy_requests_total",
+            "Requests received on the main listener.",
+        );
+        let response_status = IntCounterVec::new(
+            Opts::new(
+                "servy_response_status",
+                "Responses on the main listener, by status code.",
+            ),
+            &["status"],
+        )
+        .expect("valid metric");
+        let request_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "servy_request_duration_seconds",
+                "Time from request to response head.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        let response_bytes = counter(
+            "servy_response_bytes_total",
+            "Response body bytes (Content-Length; 0 for HEAD).",
+        );
+        let redirects_served = IntCounterVec::new(
+            Opts::new(
+                "servy_redirects_served",
+                "Redirects served, by defined alias.",
+            ),
+            &["alias"],
+        )
+        .expect("valid metric");
+        let redirects_defined = IntGauge::new(
+            "servy_redirects_defined",
+            "Aliases in the current redirects map.",
+        )
+        .expect("valid metric");
+        let redirects_refreshes = IntCounterVec::new(
+            Opts::new(
+                "servy_redirects_refreshes_total",
+                "Redirects refreshes, by result.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let redirects_last_success = IntGauge::new(
+            "servy_redirects_last_success_timestamp_seconds",
+            "Unix time of the last successful redirects refresh.",
+        )
+        .expect("valid metric");
+        // `servy_build_info{version}` = 1: joins a version onto any other series.
+        let build_info = IntGaugeVec::new(
+            Opts::new("servy_build_info", "Always 1; labelled with the version."),
+            &["version"],
+        )
+        .expect("valid metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(response_status.clone()),
+            Box::new(request_duration.clone()),
+            Box::new(response_bytes.clone()),
+            Box::new(redirects_served.clone()),
+            Box::new(redirects_defined.clone()),
+            Box::new(redirects_refreshes.clone()),
+            Box::new(redirects_last_success.clone()),
+            Box::new(build_info.clone()),
+            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        let status_cells = (100..600).map(|_| OnceLock::new()).collect();
+        Metrics {
+            registry,
+            requests,
+            response_status,
+            request_duration,
+            response_bytes,
+            redirects_served,
+            redirects_defined,
+            redirects_refreshes,
+            redirects_last_success,
+            status_cells,
+        }
+    }
+
+    /// Records one finished request on the main listener.
+    pub fn observe(&self, status: StatusCode, bytes: u64, elapsed: Duration) {
+        self.requests.inc();
+        self.response_bytes.inc_by(bytes);
+        self.request_duration.observe(elapsed.as_secs_f64());
+        let code = status.as_u16();
+        // StatusCode is always 100..=999; codes past 599 are too rare to cache.
+        match self.status_cells.get(usize::from(code).wrapping_sub(100)) {
+            Some(cell) => cell
+                .get_or_init(|| self.response_status.with_label_values(&[status.as_str()]))
+                .inc(),
+            None => self
+                .response_status
+                .with_label_values(&[status.as_str()])
+                .inc(),
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Whether servy is ready: listeners up and the first redirects load attempted.
+/// `/readyz` reads it; `main` sets it just before sending `READY=1`.
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Clone)]
+struct MetricsState {
+    metrics: Metrics,
+    readiness: Readiness,
+}
+
+/// The metrics listener's routes. Profiling is routed only when enabled, so it is a
+/// plain 404 otherwise.
+pub fn router(metrics: Metrics, readiness: Readiness, profiler: Option<Profiler>) -> Router {
+    let mut router = Router::new()
+        .route("/metrics", get(render))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(MetricsState { metrics, readiness });
+    if let Some(profiler) = profiler {
+        router = router.merge(crate::profile::router(profiler));
+    }
+    router
+}
+
+async fn render(State(s): State<MetricsState>) -> Response {
+    let mut buf = Vec::with_capacity(16 * 1024);
+    match TextEncoder::new().encode(&s.metrics.registry.gather(), &mut buf) {
+        Ok(()) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], buf).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "encoding metrics failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Liveness: if this answers, the runtime is turning.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(s): State<MetricsState>) -> Response {
+    if s.readiness.is_ready() {
+        "ready\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response()
+    }
+}

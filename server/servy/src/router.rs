@@ -3,13 +3,74 @@
 //! The main listener has no routes, only the steps below, so it is a single handler
 //! (a direct handler skips axum's routing work). Real routes live on the metrics listener.
 
+use std::any::Any;
+use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::BoxError;
+use axum::body::{Body, HttpBody};
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode, header};
+use axum::handler::Handler;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use hyper::body::Incoming;
+use tower::{Service, ServiceBuilder};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
 
+use crate::config::LimitsConfig;
+use crate::metrics::Metrics;
+use crate::observe::ObserveLayer;
+use crate::shed::ShedLayer;
 use crate::{not_found, path, redirects::Redirects, site::Site};
+
+/// The main listener's service: the middleware stack in request order (outermost
+/// first), then [`dispatch`].
+pub fn service(
+    app: AppState,
+    metrics: Arc<Metrics>,
+    limits: &LimitsConfig,
+    log_requests: bool,
+) -> impl Service<Request<Incoming>, Response = Response, Error = Infallible, Future: Send + 'static>
++ Clone
++ Send
++ 'static {
+    ServiceBuilder::new()
+        // Outermost, so 503s and caught panics are counted and logged like any response.
+        .layer(ObserveLayer::new(metrics, log_requests))
+        // Bounded work: past max_concurrency requests in flight, a 503 now beats a queue.
+        .layer(ShedLayer::new(limits.max_concurrency))
+        // Every response here is ready in microseconds; one that is not is a wedge, and
+        // the client should hear so rather than hang.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ))
+        .map_response(into_axum_body)
+        // A panic in one request becomes a 500 (the panic hook logs it); the process and
+        // every other request carry on.
+        .layer(CatchPanicLayer::custom(panicked))
+        .service(dispatch.with_state(app))
+}
+
+fn into_axum_body<B>(response: Response<B>) -> Response
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    response.map(Body::new)
+}
+
+fn panicked(_: Box<dyn Any + Send + 'static>) -> Response {
+    let mut response = Response::new(Body::from("internal server error\n"));
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
 
 /// What the request path needs, built once in `main`.
 #[derive(Clone)]
@@ -38,7 +99,11 @@ pub enum Served {
 pub async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
     let (parts, _body) = req.into_parts();
     if parts.method != Method::GET && parts.method != Method::HEAD {
-        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, HEAD")]).into_response();
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "GET, HEAD")],
+        )
+            .into_response();
     }
     let key = match path::normalise(parts.uri.path()) {
         Ok(key) => key,

@@ -1,0 +1,253 @@
+//! Accepting connections and running HTTP on them, for both listeners; and the drain at
+//! shutdown. Between the listeners and the router on the request path.
+//!
+//! hyper-util's connection builder is used directly rather than `axum::serve`, which
+//! cannot set a header-read timeout (slowloris).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::response::Response;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower::Service;
+
+use crate::config::LimitsConfig;
+
+/// What an HTTP/2 connection without TLS (h2c, prior knowledge) starts with.
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The accept loops of both listeners and every connection they started.
+pub struct Server {
+    builders: Arc<Builders>,
+    graceful: Arc<GracefulShutdown>,
+    stop: watch::Sender<bool>,
+    accepting: Vec<JoinHandle<()>>,
+}
+
+/// One builder per protocol: servy sniffs the protocol itself (see [`sniff`]).
+struct Builders {
+    http1: auto::Builder<TokioExecutor>,
+    http2: auto::Builder<TokioExecutor>,
+    header_read_timeout: Duration,
+}
+
+impl Server {
+    pub fn new(limits: &LimitsConfig) -> Server {
+        let mut http1 = auto::Builder::new(TokioExecutor::new()).http1_only();
+        // A client gets this long to send a request's headers; this also closes idle
+        // keep-alive connections after the same time.
+        http1
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout);
+        let mut http2 = auto::Builder::new(TokioExecutor::new()).http2_only();
+        http2
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(limits.header_read_timeout);
+        let builders = Arc::new(Builders {
+            http1,
+            http2,
+            header_read_timeout: limits.header_read_timeout,
+        });
+        Server {
+            builders,
+            graceful: Arc::new(GracefulShutdown::new()),
+            stop: watch::channel(false).0,
+            accepting: Vec::new(),
+        }
+    }
+
+    /// Starts accepting on `listener`, serving each request with `service`.
+    pub fn serve<S>(&mut self, listener: std::net::TcpListener, service: S) -> io::Result<()>
+    where
+        S: Service<Request<Incoming>, Response = Response, Error = std::convert::Infallible>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let listener = TcpListener::from_std(listener)?;
+        let task = accept_loop(
+            listener,
+            service,
+            self.builders.clone(),
+            self.graceful.clone(),
+            self.stop.subscribe(),
+        );
+        self.accepting.push(tokio::spawn(task));
+        Ok(())
+    }
+
+    /// Stops accepting (the listening sockets close), then lets in-flight requests
+    /// finish for up to `grace`. True if every connection finished in time.
+    pub async fn drain(self, grace: Duration) -> bool {
+        let _ = self.stop.send(true);
+        for task in self.accepting {
+            let _ = task.await;
+        }
+        // The accept loops held the only other references.
+        let Ok(graceful) = Arc::try_unwrap(self.graceful) else {
+            return false;
+        };
+        tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_ok()
+    }
+}
+
+async fn accept_loop<S>(
+    listener: TcpListener,
+    service: S,
+    builders: Arc<Builders>,
+    graceful: Arc<GracefulShutdown>,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: Service<Request<Incoming>, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => return,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(e) => {
+                // Out of fds or memory: back off instead of spinning; the peer whose
+                // connection failed is already gone.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Responses are small and written whole: don't let Nagle hold their tails.
+        let _ = stream.set_nodelay(true);
+        let watcher = graceful.watcher();
+        let builders = builders.clone();
+        let service = TowerToHyperService::new(service.clone());
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let sniffed = tokio::select! {
+                sniffed = tokio::time::timeout(builders.header_read_timeout, sniff(stream)) => sniffed,
+                // A preconnected browser socket that never spoke must not hold the drain.
+                _ = stop.changed() => return,
+            };
+            let Ok(Ok((stream, h2))) = sniffed else {
+                return; // silent, slow or gone before saying anything: close
+            };
+            let builder = if h2 { &builders.http2 } else { &builders.http1 };
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+        });
+    }
+}
+
+/// Reads just enough to tell HTTP/1 from h2c. hyper-util's own detection has no
+/// deadline, so a client that connects and says nothing would hold a connection
+/// forever; here it runs under the header-read timeout.
+async fn sniff(mut stream: TcpStream) -> io::Result<(Sniffed, bool)> {
+    let mut head = [0u8; 24];
+    let mut len = 0;
+    loop {
+        let n = stream.read(&mut head[len..]).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        len += n;
+        if head[..len] != H2_PREFACE[..len] {
+            return Ok((
+                Sniffed {
+                    head,
+                    len,
+                    pos: 0,
+                    stream,
+                },
+                false,
+            ));
+        }
+        if len == head.len() {
+            return Ok((
+                Sniffed {
+                    head,
+                    len,
+                    pos: 0,
+                    stream,
+                },
+                true,
+            ));
+        }
+    }
+}
+
+/// A stream that first replays the bytes [`sniff`] read.
+struct Sniffed {
+    head: [u8; 24],
+    len: usize,
+    pos: usize,
+    stream: TcpStream,
+}
+
+impl AsyncRead for Sniffed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.pos < self.len {
+            let n = (self.len - self.pos).min(buf.remaining());
+            let start = self.pos;
+            buf.put_slice(&self.head[start..start + n]);
+            self.pos += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Sniffed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}

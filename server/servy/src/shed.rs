@@ -1,0 +1,120 @@
+//! Load shedding on the main listener: past `limits.max_concurrency` requests in flight,
+//! answer 503 at once instead of queueing. Second layer on the request path.
+//!
+//! A request counts as in flight until its body has been sent (or dropped), not just
+//! until its head is ready as with tower's `ConcurrencyLimit`: every servy response is
+//! ready in microseconds, so only the bytes still on their way are real load.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower::{Layer, Service};
+
+#[derive(Clone)]
+pub struct ShedLayer {
+    permits: Arc<Semaphore>,
+}
+
+impl ShedLayer {
+    pub fn new(max_concurrency: usize) -> Self {
+        ShedLayer {
+            permits: Arc::new(Semaphore::new(max_concurrency.min(Semaphore::MAX_PERMITS))),
+        }
+    }
+}
+
+impl<S> Layer<S> for ShedLayer {
+    type Service = Shed<S>;
+
+    fn layer(&self, inner: S) -> Shed<S> {
+        Shed {
+            inner,
+            permits: self.permits.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Shed<S> {
+    inner: S,
+    permits: Arc<Semaphore>,
+}
+
+impl<S, B> Service<Request<B>> for Shed<S>
+where
+    S: Service<Request<B>, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            return Box::pin(std::future::ready(Ok(overloaded())));
+        };
+        let response = self.inner.call(req);
+        Box::pin(async move {
+            let Ok(response) = response.await;
+            Ok(response.map(|body| {
+                Body::new(Permitted {
+                    body,
+                    _permit: permit,
+                })
+            }))
+        })
+    }
+}
+
+/// 503 with `Retry-After`, built without touching the rest of the stack.
+fn overloaded() -> Response {
+    let mut response = Response::new(Body::from("servy is overloaded, retry shortly\n"));
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// A response body that holds its request's permit until it is finished or dropped.
+struct Permitted {
+    body: Body,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl HttpBody for Permitted {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
