@@ -1,11 +1,387 @@
 //! Short links: a lock-free alias → target map, swapped whole by the refresher.
 //!
-//! A miss on the request path only *nudges* the refresher; it never waits for it, and the
-//! refresher turns any number of nudges into at most one fetch per `min_refresh_interval`.
+//! Step 4 of the dispatch (after the site, so a file always wins over an alias): `lookup`
+//! turns a defined alias into a 30x with prebuilt headers. A miss on the request path
+//! only *nudges* the refresher; it never waits for it, and the refresher turns any number
+//! of nudges into at most one fetch per `min_refresh_interval`.
+//!
+//! ```text
+//! Redirects::new(config, &metrics) → (Redirects, Refresher)
+//!   refresher.first_load().await      before READY; a dead source only logs
+//!   refresher.spawn()                 periodic / nudged / SIGHUP refreshes, one in flight
+//!   redirects.lookup(key, query)      request path: one atomic load + one hash lookup
+//!   redirects.nudge()                 on a miss: a relaxed load when already pending
+//!   redirects.refresh_now().await     SIGHUP: skips the min interval, still single-flight
+//! ```
 
 pub mod fetch;
 pub mod parse;
 pub mod refresher;
 
-// TODO(redirects): pub struct Redirects (cheap Clone); Redirects::lookup(&self, key: &str,
-// query: Option<&str>) -> Option<Response>; Redirects::nudge(&self); refresher spawn.
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
+use axum::body::Body;
+use axum::http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_LENGTH, LOCATION};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use prometheus::{IntCounter, IntCounterVec, IntGauge};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::config::{QueryPolicy, RedirectsConfig};
+use crate::metrics::Metrics;
+use crate::router::Served;
+
+pub use refresher::{Outcome, Refresher};
+
+/// The handle the request path holds. Cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct Redirects {
+    shared: Arc<Shared>,
+}
+
+/// What the request path and the refresher share.
+struct Shared {
+    map: ArcSwap<RedirectMap>,
+    /// Prebuilt once from the config: nothing on the hot path formats a header.
+    status: StatusCode,
+    cache_control: HeaderValue,
+    cors: bool,
+    query: QueryPolicy,
+    /// Set by the first miss, cleared by the refresher when it acts on it; further misses
+    /// in between cost one relaxed load.
+    pending: AtomicBool,
+    wake: Notify,
+    /// SIGHUP asks here; the reply says how the refresh went.
+    now: mpsc::Sender<oneshot::Sender<Outcome>>,
+}
+
+/// A complete, immutable alias table. The refresher builds a new one and swaps it in whole,
+/// so a lookup never sees half a file.
+#[derive(Default)]
+pub struct RedirectMap {
+    entries: HashMap<Box<str>, Target>,
+}
+
+/// One alias, with everything `lookup` needs already built.
+struct Target {
+    url: Arc<str>,
+    location: HeaderValue,
+    /// Where `#fragment` starts (or the length): an appended query goes before it.
+    fragment_at: usize,
+    /// Whether the target already has a query, so an appended one joins with `&`.
+    has_query: bool,
+    /// `servy_redirects_served{alias}` resolved once: no label hashing per hit.
+    served: IntCounter,
+}
+
+/// The redirects' share of the metrics, taken from [`Metrics`] once.
+#[derive(Clone)]
+pub(crate) struct Counters {
+    pub served: IntCounterVec,
+    pub defined: IntGauge,
+    pub refreshes: IntCounterVec,
+    pub last_success: IntGauge,
+}
+
+/// A redirects section that cannot run (reported before anything is bound).
+#[derive(Debug)]
+pub struct BuildError(String);
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+impl Redirects {
+    /// Builds the handle (empty map) and its refresher. Nothing is fetched yet: call
+    /// [`Refresher::first_load`], then [`Refresher::spawn`].
+    pub fn new(
+        config: RedirectsConfig,
+        metrics: &Metrics,
+    ) -> Result<(Redirects, Refresher), BuildError> {
+        Self::with_counters(config, Counters::from(metrics))
+    }
+
+    pub(crate) fn with_counters(
+        config: RedirectsConfig,
+        counters: Counters,
+    ) -> Result<(Redirects, Refresher), BuildError> {
+        let status = match config.status {
+            301 | 302 | 307 | 308 => {
+                StatusCode::from_u16(config.status).map_err(|e| BuildError(e.to_string()))?
+            }
+            other => {
+                return Err(BuildError(format!(
+                    "redirects.status must be 301, 302, 307 or 308, not {other}"
+                )));
+            }
+        };
+        let cache_control = HeaderValue::try_from(format!("max-age={}", config.max_age.as_secs()))
+            .map_err(|e| BuildError(e.to_string()))?;
+        // A few SIGHUPs may queue; each is served in turn by the one refresher task.
+        let (now_tx, now_rx) = mpsc::channel(4);
+        let shared = Arc::new(Shared {
+            map: ArcSwap::from_pointee(RedirectMap::default()),
+            status,
+            cache_control,
+            cors: config.cors,
+            query: config.query,
+            pending: AtomicBool::new(false),
+            wake: Notify::new(),
+            now: now_tx,
+        });
+        let refresher = Refresher::new(config, shared.clone(), now_rx, counters)?;
+        Ok((Redirects { shared }, refresher))
+    }
+
+    /// Step 4 of the dispatch: `key` as `path::normalise` gives it (no leading slash; a
+    /// trailing one is ignored, so `/gh` and `/gh/` both match `gh`).
+    pub fn lookup(&self, key: &str, query: Option<&str>) -> Option<Response> {
+        let key = key.trim_end_matches('/');
+        if key.is_empty() {
+            return None;
+        }
+        let map = self.shared.map.load();
+        let target = map.entries.get(key)?;
+        target.served.inc();
+        let location = match (self.shared.query, query) {
+            (QueryPolicy::Append, Some(q)) if !q.is_empty() => target.with_query(q),
+            _ => target.location.clone(),
+        };
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = self.shared.status;
+        let headers = response.headers_mut();
+        headers.insert(LOCATION, location);
+        headers.insert(CACHE_CONTROL, self.shared.cache_control.clone());
+        if self.shared.cors {
+            headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        }
+        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        response
+            .extensions_mut()
+            .insert(Served::Redirect(target.url.clone()));
+        Some(response)
+    }
+
+    /// A miss happened: maybe a new alias exists upstream. Never blocks, never fetches;
+    /// the refresher decides when (at most once per `min_refresh_interval`).
+    pub fn nudge(&self) {
+        // The load keeps a flood of misses off the shared cache line once one is pending.
+        if !self.shared.pending.load(Ordering::Relaxed)
+            && !self.shared.pending.swap(true, Ordering::AcqRel)
+        {
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Refreshes now (SIGHUP), ignoring `min_refresh_interval`, and waits for the result.
+    /// Still single-flight: it runs on the refresher task, after any fetch in progress.
+    /// Returns [`Outcome::Disabled`] without a source or once the refresher has stopped.
+    pub async fn refresh_now(&self) -> Outcome {
+        let (tx, rx) = oneshot::channel();
+        if self.shared.now.send(tx).await.is_err() {
+            return Outcome::Disabled;
+        }
+        rx.await.unwrap_or(Outcome::Disabled)
+    }
+
+    /// Aliases currently served (for `STATUS=`).
+    pub fn len(&self) -> usize {
+        self.shared.map.load().entries.len()
+    }
+}
+
+impl Shared {
+    fn swap(&self, map: RedirectMap) {
+        self.map.store(Arc::new(map));
+    }
+}
+
+impl RedirectMap {
+    /// Builds the table from parsed entries, resolving every header value and counter now.
+    fn build(entries: Vec<parse::Entry>, served: &IntCounterVec) -> RedirectMap {
+        let entries = entries
+            .into_iter()
+            .filter_map(|e| {
+                // The parser only accepts printable ASCII targets, so this always succeeds.
+                let location = HeaderValue::from_str(&e.target).ok()?;
+                let fragment_at = e.target.find('#').unwrap_or(e.target.len());
+                let has_query = e.target[..fragment_at].contains('?');
+                let served = served.with_label_values(&[e.alias.as_str()]);
+                let target = Target {
+                    url: e.target.into(),
+                    location,
+                    fragment_at,
+                    has_query,
+                    served,
+                };
+                Some((e.alias.into_boxed_str(), target))
+            })
+            .collect();
+        RedirectMap { entries }
+    }
+}
+
+impl Target {
+    /// `query = append`: the request's query joins the target's (`?` or `&`), before any
+    /// fragment, so `/gh?tab=repos` → `https://github.com/x?tab=repos`. Only this path
+    /// allocates.
+    fn with_query(&self, query: &str) -> HeaderValue {
+        let (base, fragment) = self.url.split_at(self.fragment_at);
+        let sep = if self.has_query { '&' } else { '?' };
+        HeaderValue::try_from(format!("{base}{sep}{query}{fragment}"))
+            .unwrap_or_else(|_| self.location.clone())
+    }
+}
+
+impl From<&Metrics> for Counters {
+    fn from(m: &Metrics) -> Self {
+        Counters {
+            served: m.redirects_served.clone(),
+            defined: m.redirects_defined.clone(),
+            refreshes: m.redirects_refreshes.clone(),
+            last_success: m.redirects_last_success.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Counters {
+    /// Unregistered handles, for unit tests.
+    pub fn detached() -> Self {
+        use prometheus::Opts;
+        Counters {
+            served: IntCounterVec::new(Opts::new("served", "t"), &["alias"]).expect("valid opts"),
+            defined: IntGauge::new("defined", "t").expect("valid opts"),
+            refreshes: IntCounterVec::new(Opts::new("refreshes", "t"), &["result"])
+                .expect("valid opts"),
+            last_success: IntGauge::new("last", "t").expect("valid opts"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redirects(config: RedirectsConfig, text: &str) -> (Redirects, Counters) {
+        let counters = Counters::detached();
+        let (r, _refresher) =
+            Redirects::with_counters(config, counters.clone()).expect("valid config");
+        r.shared.swap(RedirectMap::build(
+            parse::parse(text).entries,
+            &counters.served,
+        ));
+        (r, counters)
+    }
+
+    fn location(r: &Response) -> &str {
+        r.headers()[LOCATION].to_str().expect("ascii")
+    }
+
+    const FILE: &str = "gh https://github.com/x\nq https://e.example/s?lang=en#top\n";
+
+    #[test]
+    fn an_alias_becomes_a_308_with_prebuilt_headers() {
+        let (r, counters) = redirects(RedirectsConfig::default(), FILE);
+        for key in ["gh", "gh/"] {
+            let resp = r.lookup(key, None).expect("alias");
+            assert_eq!(resp.status(), StatusCode::PERMANENT_REDIRECT);
+            assert_eq!(location(&resp), "https://github.com/x");
+            assert_eq!(resp.headers()[CACHE_CONTROL], "max-age=300");
+            assert_eq!(resp.headers()[CONTENT_LENGTH], "0");
+            assert!(resp.headers().get(ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+            assert!(
+                matches!(resp.extensions().get::<Served>(), Some(Served::Redirect(t)) if &**t == "https://github.com/x")
+            );
+        }
+        assert_eq!(counters.served.with_label_values(&["gh"]).get(), 2);
+        assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn unknown_and_empty_keys_miss() {
+        let (r, _) = redirects(RedirectsConfig::default(), FILE);
+        assert!(r.lookup("nope", None).is_none());
+        assert!(r.lookup("", None).is_none());
+        assert!(r.lookup("/", None).is_none());
+        assert!(r.lookup("GH", None).is_none(), "aliases are case-sensitive");
+    }
+
+    #[test]
+    fn query_append_joins_before_the_fragment() {
+        let (r, _) = redirects(RedirectsConfig::default(), FILE);
+        assert_eq!(
+            location(&r.lookup("gh", Some("tab=repos")).unwrap()),
+            "https://github.com/x?tab=repos"
+        );
+        assert_eq!(
+            location(&r.lookup("q", Some("x=1")).unwrap()),
+            "https://e.example/s?lang=en&x=1#top"
+        );
+        assert_eq!(
+            location(&r.lookup("gh", Some("")).unwrap()),
+            "https://github.com/x"
+        );
+    }
+
+    #[test]
+    fn query_drop_keeps_the_target() {
+        let config = RedirectsConfig {
+            query: QueryPolicy::Drop,
+            ..Default::default()
+        };
+        let (r, _) = redirects(config, FILE);
+        assert_eq!(
+            location(&r.lookup("gh", Some("tab=repos")).unwrap()),
+            "https://github.com/x"
+        );
+    }
+
+    #[test]
+    fn status_cors_and_max_age_follow_the_config() {
+        for status in [301, 302, 307, 308] {
+            let config = RedirectsConfig {
+                status,
+                cors: true,
+                max_age: std::time::Duration::from_secs(60),
+                ..Default::default()
+            };
+            let (r, _) = redirects(config, FILE);
+            let resp = r.lookup("gh", None).unwrap();
+            assert_eq!(resp.status().as_u16(), status);
+            assert_eq!(resp.headers()[ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+            assert_eq!(resp.headers()[CACHE_CONTROL], "max-age=60");
+        }
+    }
+
+    #[test]
+    fn other_statuses_are_refused() {
+        for status in [200, 303, 404, 999] {
+            let config = RedirectsConfig {
+                status,
+                ..Default::default()
+            };
+            assert!(
+                Redirects::with_counters(config, Counters::detached()).is_err(),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn nudge_is_idempotent_until_acted_on() {
+        let (r, _) = redirects(RedirectsConfig::default(), FILE);
+        r.nudge();
+        assert!(r.shared.pending.load(Ordering::Relaxed));
+        r.nudge();
+        assert!(r.shared.pending.load(Ordering::Relaxed));
+    }
+}
