@@ -1,12 +1,456 @@
-//! The embedded site: lookup of a normalised key, then conditional → encoding → range.
+//! The embedded site: lookup of a normalised key, then encoding → conditional → range.
 //!
-//! Everything expensive (hashing, MIME, compression, header values) happened in
-//! `build.rs`; here we only look things up and hand out `&'static` bytes.
+//! Step 3 of the dispatch. Everything expensive (hashing, MIME, compression, header
+//! values) happened in `build.rs`, which wrote the table included below; rust-embed put
+//! the bytes of the originals and of the compressed variants in the binary. [`Site::new`]
+//! ties the two together once at startup, so a request is a hash lookup, a few header
+//! comparisons and `&'static` bytes handed to hyper without a copy.
+//!
+//! The encoding is chosen before the validators are compared because an ETag belongs to
+//! one representation (RFC 9110 §8.8.3): a client holding the gzip bytes sends the gzip
+//! ETag, and a 304 must name the representation it validates.
 
 pub mod conditional;
 pub mod negotiate;
 pub mod range;
 
-// TODO(site): pub struct Site; Site::new(CacheConfig) -> Site (builds the lookup table once);
-// Site::respond(&self, key: &str, method: &Method, headers: &HeaderMap) -> Option<Response>;
-// Site::paths() for --list-assets; Site::not_found_page() for not_found.rs.
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::http::header::{
+    ACCEPT_ENCODING, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE,
+    CONTENT_TYPE, ETAG, LAST_MODIFIED, VARY,
+};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use rust_embed::RustEmbed;
+
+use crate::config::CacheConfig;
+use crate::router::Served;
+use negotiate::Coding;
+use range::Outcome;
+
+/// The build-time table: one row per file, sorted by key.
+mod table {
+    use super::negotiate::Coding;
+
+    pub struct Entry {
+        /// The normalised key (`blog/index.html`), which is also the rust-embed path.
+        pub key: &'static str,
+        /// The percent-encoded request target that names the file (`/caf%C3%A9.html`).
+        pub url: &'static str,
+        pub content_type: &'static str,
+        pub class: CacheClass,
+        pub last_modified: Option<LastModified>,
+        pub identity: Rep,
+        pub variants: &'static [VariantEntry],
+    }
+
+    pub struct Rep {
+        /// Quoted strong ETag.
+        pub etag: &'static str,
+        pub len: u64,
+        /// `len` in decimal, so Content-Length is a static header value.
+        pub len_text: &'static str,
+    }
+
+    pub struct VariantEntry {
+        pub coding: Coding,
+        /// The rust-embed path under `$OUT_DIR/variants`.
+        pub file: &'static str,
+        pub rep: Rep,
+    }
+
+    pub struct LastModified {
+        pub secs: u64,
+        pub text: &'static str,
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum CacheClass {
+        Html,
+        Immutable,
+        Default,
+    }
+
+    include!(concat!(env!("OUT_DIR"), "/assets.rs"));
+}
+
+pub use table::CacheClass;
+
+/// The site's files as they were at build time (`SERVY_ASSETS_DIR` or the demo site).
+#[derive(RustEmbed)]
+#[folder = "$SERVY_SITE_DIR"]
+struct Originals;
+
+/// The brotli, zstd and gzip variants `build.rs` kept (`<key>.br`, `.zst`, `.gz`).
+#[derive(RustEmbed)]
+#[folder = "$OUT_DIR/variants"]
+struct Variants;
+
+/// One representation of an asset, with its header values built once.
+struct Representation {
+    bytes: &'static [u8],
+    etag: &'static str,
+    etag_value: HeaderValue,
+    content_length: HeaderValue,
+    /// `None` for identity.
+    encoding: Option<HeaderValue>,
+}
+
+/// One file of the site, ready to serve.
+pub struct Asset {
+    key: &'static str,
+    content_type: HeaderValue,
+    cache_control: HeaderValue,
+    last_modified: Option<(u64, HeaderValue)>,
+    identity: Representation,
+    /// Parallel to `variants`: what [`negotiate::choose`] picks from.
+    codings: Vec<(Coding, u64)>,
+    variants: Vec<Representation>,
+}
+
+/// The bytes and headers of the site's own `404.html`.
+pub struct NotFoundPage {
+    pub bytes: &'static [u8],
+    pub content_type: HeaderValue,
+    pub content_length: HeaderValue,
+}
+
+/// The lookup from normalised key to asset, built once at startup and never changed.
+pub struct Site {
+    assets: Vec<Asset>,
+    /// Every key a request may normalise to: `a/b.html`, and for `a/index.html` also
+    /// `a` and `a/` (and `""` for the root), so no request formats a string to look up.
+    lookup: HashMap<&'static str, usize>,
+    not_found: Option<usize>,
+}
+
+impl Site {
+    /// Builds the lookup from the embedded table. `cache` gives the `Cache-Control` of each
+    /// class (config validation has refused invalid values; one that slipped through falls
+    /// back to the default for its class rather than failing).
+    pub fn new(cache: CacheConfig) -> Site {
+        let defaults = CacheConfig::default();
+        let class_value = |configured: &str, default: &str| -> HeaderValue {
+            HeaderValue::from_str(configured).unwrap_or_else(|_| {
+                tracing::warn!(
+                    value = configured,
+                    "invalid Cache-Control value; using the default"
+                );
+                HeaderValue::from_str(default).unwrap_or(HeaderValue::from_static("no-cache"))
+            })
+        };
+        let html = class_value(&cache.html, &defaults.html);
+        let immutable = class_value(&cache.immutable, &defaults.immutable);
+        let default = class_value(&cache.default, &defaults.default);
+
+        let mut assets = Vec::with_capacity(table::ENTRIES.len());
+        for entry in table::ENTRIES {
+            let Some(identity) = Originals::get(entry.key).map(|f| leak(f.data)) else {
+                tracing::error!(
+                    key = entry.key,
+                    "asset in the table but not embedded; skipped"
+                );
+                continue;
+            };
+            let mut codings = Vec::with_capacity(entry.variants.len());
+            let mut variants = Vec::with_capacity(entry.variants.len());
+            for variant in entry.variants {
+                let Some(bytes) = Variants::get(variant.file).map(|f| leak(f.data)) else {
+                    tracing::error!(
+                        file = variant.file,
+                        "variant in the table but not embedded; skipped"
+                    );
+                    continue;
+                };
+                codings.push((variant.coding, variant.rep.len));
+                variants.push(Representation::new(
+                    bytes,
+                    &variant.rep,
+                    Some(variant.coding.header_value()),
+                ));
+            }
+            let cache_control = match entry.class {
+                CacheClass::Html => html.clone(),
+                CacheClass::Immutable => immutable.clone(),
+                CacheClass::Default => default.clone(),
+            };
+            assets.push(Asset {
+                key: entry.key,
+                content_type: HeaderValue::from_static(entry.content_type),
+                cache_control,
+                last_modified: entry
+                    .last_modified
+                    .as_ref()
+                    .map(|lm| (lm.secs, HeaderValue::from_static(lm.text))),
+                identity: Representation::new(identity, &entry.identity, None),
+                codings,
+                variants,
+            });
+        }
+
+        let mut lookup = HashMap::with_capacity(assets.len() * 2);
+        for (i, asset) in assets.iter().enumerate() {
+            lookup.insert(asset.key, i);
+        }
+        // Directory keys only where no file has that name (files always win).
+        for (i, asset) in assets.iter().enumerate() {
+            if let Some(dir) = asset
+                .key
+                .strip_suffix("index.html")
+                .filter(|d| d.is_empty() || d.ends_with('/'))
+            {
+                lookup.entry(dir).or_insert(i);
+                if let Some(bare) = dir.strip_suffix('/') {
+                    lookup.entry(bare).or_insert(i);
+                }
+            }
+        }
+        let not_found = lookup.get("404.html").copied();
+        Site {
+            assets,
+            lookup,
+            not_found,
+        }
+    }
+
+    /// Answers a GET or HEAD for a normalised key, or `None` when no file has that key.
+    pub fn respond(&self, key: &str, method: &Method, headers: &HeaderMap) -> Option<Response> {
+        let asset = &self.assets[*self.lookup.get(key)?];
+        let weights = negotiate::weights(headers.get_all(ACCEPT_ENCODING));
+        let rep = match negotiate::choose(&weights, &asset.codings) {
+            Some(i) => &asset.variants[i],
+            None => &asset.identity,
+        };
+        let last_modified = asset.last_modified.as_ref().map(|(secs, _)| *secs);
+        if conditional::not_modified(headers, rep.etag, last_modified) {
+            let mut response = asset.response(StatusCode::NOT_MODIFIED, Body::empty(), 5);
+            asset.validators(response.headers_mut(), rep);
+            return Some(response);
+        }
+        let len = rep.bytes.len() as u64;
+        let outcome = if method == Method::GET {
+            range::evaluate(headers, rep.etag, last_modified, len)
+        } else {
+            Outcome::Full
+        };
+        let head = method == Method::HEAD;
+        let response = match outcome {
+            Outcome::Full => {
+                let body = if head {
+                    Body::empty()
+                } else {
+                    Body::from(Bytes::from_static(rep.bytes))
+                };
+                let mut response = asset.response(StatusCode::OK, body, 9);
+                asset.entity_headers(response.headers_mut(), rep);
+                response
+                    .headers_mut()
+                    .insert(CONTENT_LENGTH, rep.content_length.clone());
+                response
+            }
+            Outcome::Partial(range) => {
+                let (start, end) = (*range.start(), *range.end());
+                // Bounds come from `range::parse`, which keeps them inside `len`.
+                let slice = rep
+                    .bytes
+                    .get(start as usize..=end as usize)
+                    .unwrap_or_default();
+                let mut response = asset.response(
+                    StatusCode::PARTIAL_CONTENT,
+                    Body::from(Bytes::from_static(slice)),
+                    10,
+                );
+                asset.entity_headers(response.headers_mut(), rep);
+                let h = response.headers_mut();
+                h.insert(CONTENT_LENGTH, HeaderValue::from(slice.len()));
+                h.insert(
+                    CONTENT_RANGE,
+                    content_range(&format!("bytes {start}-{end}/{len}")),
+                );
+                response
+            }
+            Outcome::Unsatisfiable => {
+                let mut response =
+                    asset.response(StatusCode::RANGE_NOT_SATISFIABLE, Body::empty(), 5);
+                asset.validators(response.headers_mut(), rep);
+                response
+                    .headers_mut()
+                    .insert(CONTENT_RANGE, content_range(&format!("bytes */{len}")));
+                response
+            }
+        };
+        Some(response)
+    }
+
+    /// Every embedded file as the request target that serves it with 200, sorted, one per
+    /// file: percent-encoded, with a leading slash, directory indexes by their file name
+    /// (`/blog/index.html`; `/blog/` serves the same bytes). For `servy --list-assets`.
+    pub fn paths() -> impl Iterator<Item = &'static str> {
+        let mut urls: Vec<&'static str> = table::ENTRIES.iter().map(|e| e.url).collect();
+        urls.sort_unstable();
+        urls.into_iter()
+    }
+
+    /// Number of embedded files.
+    pub fn len(&self) -> usize {
+        self.assets.len()
+    }
+
+    /// The site's `404.html`, if it has one.
+    pub fn not_found_page(&self) -> Option<NotFoundPage> {
+        let asset = &self.assets[self.not_found?];
+        Some(NotFoundPage {
+            bytes: asset.identity.bytes,
+            content_type: asset.content_type.clone(),
+            content_length: asset.identity.content_length.clone(),
+        })
+    }
+}
+
+impl Representation {
+    fn new(
+        bytes: &'static [u8],
+        rep: &table::Rep,
+        encoding: Option<HeaderValue>,
+    ) -> Representation {
+        debug_assert_eq!(bytes.len() as u64, rep.len, "table and embed disagree");
+        Representation {
+            bytes,
+            etag: rep.etag,
+            etag_value: HeaderValue::from_static(rep.etag),
+            content_length: if bytes.len() as u64 == rep.len {
+                HeaderValue::from_static(rep.len_text)
+            } else {
+                HeaderValue::from(bytes.len())
+            },
+            encoding,
+        }
+    }
+}
+
+impl Asset {
+    fn response(&self, status: StatusCode, body: Body, headers: usize) -> Response {
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        response.headers_mut().reserve(headers);
+        response.extensions_mut().insert(Served::Asset(self.key));
+        response
+    }
+
+    /// What a 304 (and a 416) carries: the validators and caching headers, no entity.
+    fn validators(&self, h: &mut HeaderMap, rep: &Representation) {
+        h.insert(ETAG, rep.etag_value.clone());
+        h.insert(CACHE_CONTROL, self.cache_control.clone());
+        if let Some((_, value)) = &self.last_modified {
+            h.insert(LAST_MODIFIED, value.clone());
+        }
+        if !self.variants.is_empty() {
+            h.insert(VARY, HeaderValue::from_static("accept-encoding"));
+        }
+    }
+
+    /// Everything a 200 or 206 carries except Content-Length.
+    fn entity_headers(&self, h: &mut HeaderMap, rep: &Representation) {
+        self.validators(h, rep);
+        h.insert(CONTENT_TYPE, self.content_type.clone());
+        h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        if let Some(encoding) = &rep.encoding {
+            h.insert(CONTENT_ENCODING, encoding.clone());
+        }
+    }
+}
+
+fn content_range(text: &str) -> HeaderValue {
+    // Digits, spaces, `*`, `-` and `/` only: always a valid header value.
+    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("bytes */0"))
+}
+
+/// rust-embed hands out `Cow::Borrowed(&'static [u8])` for embedded files (release, and
+/// debug with `debug-embed`), so this is free. An owned buffer (never expected) is leaked
+/// once at startup so the request path still sees `&'static`.
+fn leak(data: Cow<'static, [u8]>) -> &'static [u8] {
+    match data {
+        Cow::Borrowed(bytes) => bytes,
+        Cow::Owned(bytes) => Box::leak(bytes.into_boxed_slice()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site() -> Site {
+        Site::new(CacheConfig::default())
+    }
+
+    #[test]
+    fn embedded_bytes_are_borrowed_from_the_binary() {
+        // Zero-copy serving depends on this: `Bytes::from_static` needs `&'static`.
+        let file = Originals::get("index.html").expect("demo site has index.html");
+        assert!(matches!(file.data, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn directory_keys_reach_their_index() {
+        let site = site();
+        for key in [
+            "",
+            "blog",
+            "blog/",
+            "blog/first-post",
+            "blog/first-post/",
+            "blog/index.html",
+        ] {
+            let r = site.respond(key, &Method::GET, &HeaderMap::new());
+            assert_eq!(r.map(|r| r.status()), Some(StatusCode::OK), "{key:?}");
+        }
+        for key in ["nope", "style.css/", "blog//", "index.htm"] {
+            assert!(
+                site.respond(key, &Method::GET, &HeaderMap::new()).is_none(),
+                "{key:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn table_rows_match_the_embed() {
+        for entry in table::ENTRIES {
+            let file = Originals::get(entry.key).expect("every row is embedded");
+            assert_eq!(file.data.len() as u64, entry.identity.len, "{}", entry.key);
+            for v in entry.variants {
+                let file = Variants::get(v.file).expect("every variant is embedded");
+                assert_eq!(file.data.len() as u64, v.rep.len, "{}", v.file);
+                assert_ne!(v.rep.etag, entry.identity.etag);
+            }
+        }
+    }
+
+    #[test]
+    fn cache_classes() {
+        let class = |key: &str| {
+            table::ENTRIES
+                .iter()
+                .find(|e| e.key == key)
+                .map(|e| e.class)
+        };
+        assert_eq!(class("index.html"), Some(CacheClass::Html));
+        assert_eq!(
+            class("assets/app.3f2a9c1e.css"),
+            Some(CacheClass::Immutable)
+        );
+        assert_eq!(class("style.css"), Some(CacheClass::Default));
+    }
+
+    #[test]
+    fn paths_are_sorted_request_targets() {
+        let paths: Vec<_> = Site::paths().collect();
+        assert!(paths.windows(2).all(|w| w[0] < w[1]));
+        assert!(paths.iter().all(|p| p.starts_with('/') && p.is_ascii()));
+        assert!(paths.contains(&"/caf%C3%A9.html"));
+        assert!(paths.contains(&"/blog/first-post/index.html"));
+    }
+}
