@@ -38,6 +38,8 @@ Control API (same port):
   GET  /control/mode                      the current mode, e.g. `delay?ms=2000`
   PUT  /control/content                   replace the served content with the request body
   GET  /control/count                     requests to the served paths so far (an integer)
+  GET  /control/last                      the last served-path request: `METHOD TARGET`, then
+                                          one `name: value` line per header
   POST /control/reset                     mode ok, count 0, --file content, not flipped
 
 Control requests answer 200 with `ok` (or the value asked for), 400 on a bad parameter,

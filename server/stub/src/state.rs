@@ -83,6 +83,8 @@ struct Inner {
     primary: Content,
     alt: Content,
     flipped: bool,
+    /// The head of the last served-path request, for `GET /control/last`.
+    last: String,
 }
 
 pub struct State {
@@ -101,6 +103,7 @@ impl State {
                 primary: original.clone(),
                 alt: Content::new(alt),
                 flipped: false,
+                last: String::new(),
             }),
             original,
             count: AtomicU64::new(0),
@@ -114,10 +117,12 @@ impl State {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Counts one served-path request and says how to answer it.
-    pub fn serve(&self) -> (Mode, Content) {
+    /// Counts one served-path request (`head` is its request line and headers) and says
+    /// how to answer it.
+    pub fn serve(&self, head: String) -> (Mode, Content) {
         self.count.fetch_add(1, Ordering::SeqCst);
-        let inner = self.lock();
+        let mut inner = self.lock();
+        inner.last = head;
         let content = if inner.flipped {
             inner.alt.clone()
         } else {
@@ -128,6 +133,10 @@ impl State {
 
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::SeqCst)
+    }
+
+    pub fn last(&self) -> String {
+        self.lock().last.clone()
     }
 
     pub fn mode(&self) -> Mode {
@@ -155,6 +164,7 @@ impl State {
         inner.mode = Mode::Ok;
         inner.primary = self.original.clone();
         inner.flipped = false;
+        inner.last.clear();
         self.count.store(0, Ordering::SeqCst);
     }
 }
@@ -189,15 +199,15 @@ mod tests {
     #[test]
     fn reset_restores_the_file_and_the_count() {
         let s = State::new(Bytes::from_static(b"a"), Bytes::from_static(b"b"));
-        s.serve();
+        s.serve(String::new());
         s.flip();
-        assert_eq!(&s.serve().1.body[..], b"b");
+        assert_eq!(&s.serve(String::new()).1.body[..], b"b");
         s.set_content(Bytes::from_static(b"c"));
-        assert_eq!(&s.serve().1.body[..], b"c");
+        assert_eq!(&s.serve(String::new()).1.body[..], b"c");
         s.set_mode(Mode::Drop);
         assert_eq!(s.count(), 3);
         s.reset();
         assert_eq!((s.count(), s.mode()), (0, Mode::Ok));
-        assert_eq!(&s.serve().1.body[..], b"a");
+        assert_eq!(&s.serve(String::new()).1.body[..], b"a");
     }
 }

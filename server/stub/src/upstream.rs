@@ -43,6 +43,7 @@ pub async fn respond(state: Arc<State>, req: Request<Incoming>) -> Result<Respon
         (&Method::GET, "/control/count") => {
             Ok(text(StatusCode::OK, format!("{}\n", state.count())))
         }
+        (&Method::GET, "/control/last") => Ok(text(StatusCode::OK, state.last())),
         (&Method::GET, "/control/mode") => Ok(text(StatusCode::OK, format!("{}\n", state.mode()))),
         (&Method::POST, "/control/mode/flip") => {
             state.flip();
@@ -76,7 +77,7 @@ pub async fn respond(state: Arc<State>, req: Request<Incoming>) -> Result<Respon
 
 /// The redirects file, as the current mode has it.
 async fn serve(state: &State, req: &Request<Incoming>) -> Result<Response<Body>, Dropped> {
-    let (mode, content) = state.serve();
+    let (mode, content) = state.serve(head(req));
     match mode {
         Mode::Ok => Ok(file(req, content)),
         Mode::Delay(wait) => {
@@ -102,6 +103,18 @@ async fn serve(state: &State, req: &Request<Incoming>) -> Result<Response<Body>,
         }
         Mode::Drop => Err(Dropped),
     }
+}
+
+/// `GET /redirects.txt?x=1` and one `name: value` line per header, as received.
+fn head(req: &Request<Incoming>) -> String {
+    let mut out = format!("{} {}\n", req.method(), req.uri());
+    for (name, value) in req.headers() {
+        out.push_str(&format!(
+            "{name}: {}\n",
+            String::from_utf8_lossy(value.as_bytes())
+        ));
+    }
+    out
 }
 
 /// 200 with the content and its ETag, or 304 when the client already has it.

@@ -78,6 +78,11 @@ impl Stub {
         );
     }
 
+    /// The last request for the redirects file: `METHOD TARGET`, then `name: value` lines.
+    fn last(&self) -> String {
+        get(self.addr, "/control/last").text()
+    }
+
     /// Requests the stub got for the redirects file so far.
     fn count(&self) -> u64 {
         let text = get(self.addr, "/control/count").text();
@@ -424,4 +429,48 @@ fn an_unchanged_upstream_answers_304_and_the_map_is_kept() {
         "only the first load transferred the file"
     );
     assert_eq!(get(servy.http, "/gh").status, 308);
+}
+
+/// gist CDNs cache: `cache_bust` makes every fetch a distinct URL. The fetch also names
+/// itself and revalidates with the ETag it was given.
+#[test]
+fn fetches_carry_the_cache_bust_parameter_user_agent_and_etag() {
+    let stub = Stub::start(FILE);
+    let servy = servy(
+        &stub.url(),
+        "cache_bust = \"nocache\"\nmin_refresh_interval = \"200ms\"",
+    );
+    let first = stub.last();
+    let target = first.lines().next().unwrap_or_default();
+    let secs = target
+        .strip_prefix("GET /redirects.txt?nocache=")
+        .unwrap_or_else(|| panic!("no cache-bust parameter in {target:?}"));
+    assert!(
+        secs.parse::<u64>().is_ok_and(|s| s > 1_000_000_000),
+        "not unix seconds: {secs:?}"
+    );
+    let ua = format!("user-agent: servy/{}", env!("CARGO_PKG_VERSION"));
+    assert!(
+        first.lines().any(|l| l == ua),
+        "expected {ua:?} in:\n{first}"
+    );
+    assert!(
+        !first.contains("if-none-match"),
+        "nothing to revalidate yet:\n{first}"
+    );
+    eventually(Duration::from_secs(5), "a second fetch", || {
+        get(servy.http, "/not-an-alias");
+        stub.count() >= 2
+    });
+    // Every fetch after the first revalidates; read it before asking the stub ourselves.
+    let later = stub.last();
+    let etag = get(stub.addr, "/redirects.txt")
+        .header("etag")
+        .map(str::to_owned)
+        .expect("stub sends an ETag");
+    let expected = format!("if-none-match: {etag}");
+    assert!(
+        later.lines().any(|l| l == expected),
+        "expected {expected:?} in:\n{later}"
+    );
 }
