@@ -25,8 +25,7 @@ use crate::observe::ObserveLayer;
 use crate::shed::ShedLayer;
 use crate::{not_found, path, redirects::Redirects, site::Site};
 
-/// The main listener's service: the middleware stack in request order (outermost
-/// first), then [`dispatch`].
+/// The main listener's service: the middleware stack around [`dispatch`].
 pub fn service(
     app: AppState,
     metrics: Arc<Metrics>,
@@ -36,6 +35,24 @@ pub fn service(
 + Clone
 + Send
 + 'static {
+    stack(dispatch.with_state(app), metrics, limits, log_requests)
+}
+
+/// The middleware, in request order (outermost first), around any inner service.
+fn stack<S, B>(
+    inner: S,
+    metrics: Arc<Metrics>,
+    limits: &LimitsConfig,
+    log_requests: bool,
+) -> impl Service<Request<B>, Response = Response, Error = Infallible, Future: Send + 'static>
++ Clone
++ Send
++ 'static
+where
+    S: Service<Request<B>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
     ServiceBuilder::new()
         // Outermost, so 503s and caught panics are counted and logged like any response.
         .layer(ObserveLayer::new(metrics, log_requests))
@@ -51,7 +68,7 @@ pub fn service(
         // A panic in one request becomes a 500 (the panic hook logs it); the process and
         // every other request carry on.
         .layer(CatchPanicLayer::custom(panicked))
-        .service(dispatch.with_state(app))
+        .service(inner)
 }
 
 fn into_axum_body<B>(response: Response<B>) -> Response
@@ -117,4 +134,62 @@ pub async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
     }
     app.redirects.nudge();
     not_found::respond(app.site, &parts.method)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn limits() -> LimitsConfig {
+        LimitsConfig {
+            request_timeout: Duration::from_millis(100),
+            ..LimitsConfig::default()
+        }
+    }
+
+    async fn call<S>(svc: S) -> Response
+    where
+        S: Service<Request<Body>, Response = Response, Error = Infallible>,
+    {
+        let Ok(r) = svc.oneshot(Request::new(Body::empty())).await;
+        r
+    }
+
+    fn counted(metrics: &Metrics, status: &str) -> u64 {
+        metrics.response_status.with_label_values(&[status]).get()
+    }
+
+    #[tokio::test]
+    async fn a_panic_becomes_a_counted_500() {
+        let metrics = Arc::new(Metrics::new());
+        let inner = tower::service_fn(|_: Request<Body>| async {
+            if true {
+                panic!("a bug in a handler");
+            }
+            Ok::<_, Infallible>(Response::new(Body::empty()))
+        });
+        let svc = stack(inner, metrics.clone(), &limits(), false);
+        let response = call(svc.clone()).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(counted(&metrics, "500"), 1);
+        // The same service answers the next request.
+        assert_eq!(call(svc).await.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(metrics.requests.get(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_wedged_handler_times_out_with_503() {
+        let metrics = Arc::new(Metrics::new());
+        let inner = tower::service_fn(|_: Request<Body>| async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<_, Infallible>(Response::new(Body::empty()))
+        });
+        let response = call(stack(inner, metrics.clone(), &limits(), false)).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(counted(&metrics, "503"), 1);
+    }
 }

@@ -1,1 +1,119 @@
-//! TODO
+//! SIGTERM: stop accepting, let in-flight responses finish within the grace period,
+//! exit 0 — and never wait on connections that have nothing in flight.
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::support::http::{connect_slow_reader, parse_pipelined, read_to_close};
+use crate::support::{Servy, get};
+
+/// The demo site's largest file.
+const LARGE: &str = "/search-index.json";
+
+/// Pipelined requests for the large file: more bytes than the kernel's socket buffers
+/// can hold, so some response is still being written when SIGTERM arrives.
+fn pipelined(n: usize) -> Vec<u8> {
+    format!("GET {LARGE} HTTP/1.1\r\nhost: x\r\n\r\n")
+        .repeat(n)
+        .into_bytes()
+}
+
+#[test]
+fn in_flight_download_completes_after_sigterm() {
+    let mut servy = Servy::start("[limits]\nshutdown_grace = \"20s\"\n");
+    let expected = get(servy.http, LARGE);
+    assert_eq!(expected.status, 200);
+
+    let mut slow = connect_slow_reader(servy.http, &pipelined(64));
+    let mut first = [0u8; 512];
+    let n = slow.read(&mut first).expect("the first response starts");
+
+    servy.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        servy.try_wait().is_none(),
+        "servy exited with a download in flight"
+    );
+    assert!(
+        TcpStream::connect(servy.http).is_err(),
+        "servy still accepts after SIGTERM"
+    );
+
+    let mut bytes = first[..n].to_vec();
+    bytes.extend(read_to_close(&mut slow));
+    let (responses, leftover) = parse_pipelined(&bytes);
+    assert_eq!(
+        leftover,
+        0,
+        "the last response was cut off ({} complete before it)",
+        responses.len()
+    );
+    assert!(
+        !responses.is_empty() && responses.len() < 64,
+        "{} responses",
+        responses.len()
+    );
+    for r in &responses {
+        assert_eq!((r.status, r.body.len()), (200, expected.body.len()));
+    }
+    assert_eq!(
+        responses.last().map(|r| &r.body),
+        Some(&expected.body),
+        "the in-flight body arrived whole"
+    );
+
+    let status = servy.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", servy.stderr());
+}
+
+#[test]
+fn idle_keep_alive_connections_do_not_hold_the_exit() {
+    let mut servy = Servy::start("[limits]\nshutdown_grace = \"20s\"\n");
+    // One answered request, then the connection stays open and idle.
+    let mut idle = TcpStream::connect(servy.http).expect("connect");
+    std::io::Write::write_all(&mut idle, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").expect("send");
+    let mut buf = [0u8; 256];
+    assert!(idle.read(&mut buf).expect("response") > 0);
+    // And one that never said anything (a browser's preconnect).
+    let _silent = TcpStream::connect(servy.http).expect("connect");
+    std::thread::sleep(Duration::from_millis(100));
+
+    let start = Instant::now();
+    let status = servy.terminate();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "exit took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn a_stalled_reader_is_cut_off_after_the_grace_period() {
+    let mut servy = Servy::start("[limits]\nshutdown_grace = \"1s\"\n");
+    let _stalled = connect_slow_reader(servy.http, &pipelined(64));
+    std::thread::sleep(Duration::from_millis(200));
+
+    let start = Instant::now();
+    let status = servy.terminate();
+    let took = start.elapsed();
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", servy.stderr());
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "exit took {took:?}"
+    );
+    assert!(
+        servy.stderr().contains("grace period over"),
+        "stderr:\n{}",
+        servy.stderr()
+    );
+}
+
+#[test]
+fn stopping_is_announced() {
+    let mut servy = Servy::start("");
+    assert_eq!(servy.terminate().code(), Some(0));
+    let notes = servy.notifications();
+    assert!(notes.iter().any(|n| n == "STOPPING=1"), "{notes:?}");
+}

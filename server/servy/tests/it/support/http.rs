@@ -144,6 +144,30 @@ pub fn parse(bytes: &[u8], head_request: bool) -> Result<Response, String> {
     })
 }
 
+/// Splits a stream of pipelined responses (each with a Content-Length); the second value
+/// is how many bytes were left over after the last complete response.
+pub fn parse_pipelined(mut bytes: &[u8]) -> (Vec<Response>, usize) {
+    let mut out = Vec::new();
+    loop {
+        let Some(end) = find(bytes, b"\r\n\r\n") else {
+            return (out, bytes.len());
+        };
+        let Ok(mut r) = parse(&bytes[..end + 4], true) else {
+            return (out, bytes.len());
+        };
+        let len: usize = r
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if bytes.len() < end + 4 + len {
+            return (out, bytes.len());
+        }
+        r.body = bytes[end + 4..end + 4 + len].to_vec();
+        out.push(r);
+        bytes = &bytes[end + 4 + len..];
+    }
+}
+
 fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     loop {
@@ -166,4 +190,74 @@ fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Connects with a tiny receive buffer (so a large response stays in flight while the
+/// test reads nothing), sends `request`, and returns the stream unread.
+pub fn connect_slow_reader(addr: SocketAddr, request: &[u8]) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let SocketAddr::V4(v4) = addr else {
+        panic!("IPv4 only: {addr}")
+    };
+    // SAFETY: plain socket syscalls on a descriptor this function creates and then hands
+    // to a TcpStream, its only owner; the sockaddr is fully initialised.
+    let stream = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let size: libc::c_int = 2048;
+        let rc = libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&raw const size).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        assert_eq!(rc, 0, "SO_RCVBUF: {}", std::io::Error::last_os_error());
+        let sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: v4.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*v4.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let rc = libc::connect(
+            fd,
+            (&raw const sa).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(rc, 0, "connect {addr}: {}", std::io::Error::last_os_error());
+        TcpStream::from_raw_fd(fd)
+    };
+    let mut stream = stream;
+    stream
+        .set_read_timeout(Some(READ_TIMEOUT))
+        .expect("set timeout");
+    stream.write_all(request).expect("send request");
+    stream
+}
+
+/// Opens an HTTP/2 (h2c, prior knowledge) connection that grants a stream window of 0
+/// and sends one `GET path`: servy produces the response but cannot send a byte of its
+/// body, so the request stays in flight for as long as the returned stream is open.
+pub fn h2_stalled_get(addr: SocketAddr, path: &str) -> TcpStream {
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u32;
+        let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+    let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    // SETTINGS: INITIAL_WINDOW_SIZE (0x4) = 0.
+    bytes.extend(frame(0x4, 0, 0, &[0, 4, 0, 0, 0, 0]));
+    // HEADERS, END_STREAM | END_HEADERS: :method GET, :scheme http (static table), then
+    // :path and :authority as literals with indexed names (HPACK, RFC 7541).
+    let mut block = vec![0x82, 0x86, 0x44, path.len() as u8];
+    block.extend_from_slice(path.as_bytes());
+    block.extend_from_slice(&[0x41, 1, b'x']);
+    bytes.extend(frame(0x1, 0x5, 1, &block));
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream.write_all(&bytes).expect("send h2 request");
+    stream
 }
