@@ -82,9 +82,11 @@ def profile_servy(server: Servy, request_paths: Path, seconds: int, client_cpu: 
         log("perf not found: no profile")
         return {}
     data = out / "perf.data"
-    # Software clock events: hardware counters are often unavailable in VMs.
+    # Software clock events: hardware counters are often unavailable in VMs. DWARF
+    # unwinding, because a release build keeps no frame pointers.
     perf = subprocess.Popen(
-        ["perf", "record", "-e", "cpu-clock", "-F", "997", "-g", "-p", str(server.pid), "-o", str(data)],
+        ["perf", "record", "-e", "cpu-clock", "-F", "499", "--call-graph", "dwarf,16384", "-p", str(server.pid),
+         "-o", str(data)],
         stdout=subprocess.DEVNULL,
         stderr=open(out / "perf.log", "wb"),
     )
@@ -109,26 +111,45 @@ def profile_servy(server: Servy, request_paths: Path, seconds: int, client_cpu: 
     return result
 
 
-def top_functions(perf_script: str, n: int = 25) -> list[tuple[str, float]]:
-    """Self time by function: the first frame of each sample, as a share of samples."""
-    counts: dict[str, int] = {}
-    total = 0
-    frame_next = False
+def samples(perf_script: str) -> list[list[str]]:
+    """perf script output → one list of function names per sample, leaf first."""
+    out: list[list[str]] = []
+    frames: list[str] | None = None
     for line in perf_script.splitlines():
         if not line.strip():
-            frame_next = False
-            continue
-        if not line.startswith((" ", "\t")):
-            frame_next = True
-            continue
-        if frame_next:
+            if frames:
+                out.append(frames)
+            frames = None
+        elif not line.startswith((" ", "\t")):
+            frames = []
+        elif frames is not None:
             parts = line.split(None, 1)
             name = parts[1].rsplit(" (", 1)[0] if len(parts) > 1 else "?"
-            name = name.split("+0x")[0]
-            counts[name] = counts.get(name, 0) + 1
-            total += 1
-            frame_next = False
-    return [(f, c * 100 / total) for f, c in sorted(counts.items(), key=lambda kv: -kv[1])[:n]] if total else []
+            frames.append(name.split("+0x")[0])
+    if frames:
+        out.append(frames)
+    return out
+
+
+def top_functions(perf_script: str, n: int = 25) -> dict[str, list[tuple[str, float]]]:
+    """Shares of samples by function: `self` (the leaf frame) and `total` (anywhere on the stack)."""
+    stacks = samples(perf_script)
+    if not stacks:
+        return {"self": [], "total": []}
+    leaf: dict[str, int] = {}
+    anywhere: dict[str, int] = {}
+    for frames in stacks:
+        if frames:
+            leaf[frames[0]] = leaf.get(frames[0], 0) + 1
+        for f in set(frames):
+            anywhere[f] = anywhere.get(f, 0) + 1
+
+    def share(counts: dict[str, int]) -> list[tuple[str, float]]:
+        # Frames on (nearly) every stack are the call roots (main, the runtime's loop): noise.
+        ranked = sorted(((f, c) for f, c in counts.items() if c < 0.98 * len(stacks)), key=lambda kv: -kv[1])[:n]
+        return [(f, c * 100 / len(stacks)) for f, c in ranked]
+
+    return {"self": share(leaf), "total": share(anywhere), "samples": len(stacks)}
 
 
 def main() -> int:

@@ -100,7 +100,7 @@ def markdown(meta: dict, table: dict, ratio: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def bar_chart(title: str, table: dict, key: str, fmt: str, subtitle: str = "", width: int = 640) -> str:
+def bar_chart(title: str, table: dict, key: str, fmt: str, subtitle: str = "", width: int = 720) -> str:
     """Grouped horizontal bars: one group per load, one bar per server."""
     loads = list(table)
     servers = sorted({s for v in table.values() for s in v}, key=lambda s: list(COLOURS).index(s) if s in COLOURS else 9)
@@ -112,6 +112,7 @@ def bar_chart(title: str, table: dict, key: str, fmt: str, subtitle: str = "", w
         parts.append(f'<text x="0" y="38" font-size="11" fill="#555">{html.escape(subtitle)}</text>')
     for load in loads:
         parts.append(f'<text x="0" y="{y + 13}" font-weight="bold">{html.escape(load)}</text>')
+        y += bar_h + 2
         for s in servers:
             if s not in table[load]:
                 continue
@@ -177,9 +178,12 @@ def write(out: Path, meta: dict, runs: list[dict], profile: dict | None) -> dict
     ratio = ratios(table)
     md = markdown(meta, table, ratio)
     if profile:
-        md += "\n## Where servy's time goes (wrk load, perf, self time)\n\n"
-        md += "| function | share |\n|---|---:|\n"
-        md += "".join(f"| `{f}` | {p:.1f}% |\n" for f, p in profile.get("top", []))
+        top = profile.get("top", {})
+        md += f"\n## Where servy's time goes (wrk load, perf, {top.get('samples', 0)} samples)\n\n"
+        md += "Self time (the function on top of the stack):\n\n| function | share |\n|---|---:|\n"
+        md += "".join(f"| `{f}` | {p:.1f}% |\n" for f, p in top.get("self", []))
+        md += "\nTotal time (the function anywhere on the stack):\n\n| function | share |\n|---|---:|\n"
+        md += "".join(f"| `{f}` | {p:.1f}% |\n" for f, p in top.get("total", []))
     (out / "report.md").write_text(md)
     (out / "report.json").write_text(
         json.dumps({"meta": meta, "medians": table, "servy_over_nginx": ratio, "runs": runs, "profile": profile}, indent=1)
