@@ -14,7 +14,8 @@
 //!   whitespace). A `#` inside a field is kept, so `https://x.org/page#part` keeps its
 //!   fragment.
 //! - The alias is normalised as a request path is: percent-decoded, slashes trimmed at both
-//!   ends (`/gh/` → `gh`). Matching is exact and case-sensitive, as paths are.
+//!   ends and repeated ones collapsed (`/gh/` → `gh`). Matching is exact (no prefixes) and
+//!   case-sensitive, as paths are.
 //! - The target must be an absolute `http://` or `https://` URL with a host, in printable
 //!   ASCII (percent-encode anything else), because it goes verbatim into `Location`.
 //! - A line that breaks a rule is reported with its line number and skipped; the valid
@@ -140,31 +141,34 @@ fn parse_line(raw: &str) -> Result<Option<(String, String)>, ProblemKind> {
     }
 }
 
-/// `/gh/` → `gh`, `caf%C3%A9` → `café`: the form `path::normalise` gives request paths.
+/// `/gh/` → `gh`, `caf%C3%A9` → `café`, `a//b` → `a/b`: the form `path::normalise` gives
+/// request paths, so an alias matches exactly the requests it looks like.
 fn normalise_alias(alias: &str) -> Result<String, ProblemKind> {
-    let decoded = percent_decode_str(alias).decode_utf8().map_err(|_| {
-        ProblemKind::BadAlias(format!("{alias:?} is not UTF-8 once percent-decoded"))
-    })?;
-    let trimmed = decoded.trim_matches('/');
-    if trimmed.is_empty() {
-        return Err(ProblemKind::BadAlias(format!(
-            "{alias:?} is empty without its slashes"
-        )));
+    let bad = |why: &str| Err(ProblemKind::BadAlias(format!("{alias:?} {why}")));
+    let bytes = alias.as_bytes();
+    let malformed = bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    if malformed {
+        return bad("has a `%` without two hex digits");
     }
-    if trimmed
-        .split('/')
-        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
-    {
-        return Err(ProblemKind::BadAlias(format!(
-            "{alias:?} has an empty, `.` or `..` segment, which no request path can match"
-        )));
+    let Ok(decoded) = percent_decode_str(alias).decode_utf8() else {
+        return bad("is not UTF-8 once percent-decoded");
+    };
+    if decoded.chars().any(char::is_control) || decoded.contains('\\') {
+        return bad("has a control character or backslash");
     }
-    if trimmed.chars().any(char::is_control) || trimmed.contains('\\') {
-        return Err(ProblemKind::BadAlias(format!(
-            "{alias:?} has a control character or backslash"
-        )));
+    // Repeated slashes collapse on the request side too.
+    let segments: Vec<&str> = decoded.split('/').filter(|seg| !seg.is_empty()).collect();
+    if segments.is_empty() {
+        return bad("is empty without its slashes");
     }
-    Ok(trimmed.to_string())
+    if segments.iter().any(|seg| *seg == "." || *seg == "..") {
+        return bad("has a `.` or `..` segment, which no request path can match");
+    }
+    Ok(segments.join("/"))
 }
 
 /// An absolute http(s) URL with a non-empty host, every byte printable ASCII (it goes
@@ -261,7 +265,7 @@ mod tests {
     fn alias_slashes_are_trimmed_and_percent_decoded() {
         assert_eq!(
             entries(
-                "/gh/ https://a.example\n/talks/2024 https://b.example\ncaf%C3%A9 https://c.example"
+                "/gh/ https://a.example\n/talks//2024 https://b.example\ncaf%C3%A9 https://c.example"
             ),
             vec![
                 pair("gh", "https://a.example"),
@@ -341,7 +345,9 @@ mod tests {
 
     #[test]
     fn aliases_that_cannot_match_a_path_are_rejected() {
-        for bad in ["/", "//", "a//b", "../x", "a/./b", "%FF", "a%00b", "a%5Cb"] {
+        for bad in [
+            "/", "//", "../x", "a/./b", "%FF", "a%00b", "a%5Cb", "100%", "a%2",
+        ] {
             let p = parse(&format!("{bad} https://x.example"));
             assert!(p.entries.is_empty(), "{bad:?} was accepted");
             assert!(
