@@ -135,12 +135,12 @@ async fn serve(config: Config, listeners: Listeners) -> Result<(), Failure> {
     if let Some(outcome) = first {
         tracing::info!(?outcome, "first redirects load");
         refresher.spawn();
+        tracing::info!(listen = ?addrs, socket_activated = inherited, assets = site.len(), "ready");
         readiness.set();
         systemd::ready(&status(site, &redirects, &addrs));
         if let Some(interval) = systemd::spawn_watchdog() {
             tracing::debug!(?interval, "watchdog pings");
         }
-        tracing::info!(listen = ?addrs, socket_activated = inherited, assets = site.len(), "ready");
         while let Event::Refresh = signals.next().await {
             systemd::reloading();
             let outcome = redirects.refresh_now().await;
