@@ -217,7 +217,12 @@ impl Site {
         }
     }
 
-    /// Answers a GET or HEAD for a normalised key, or `None` when no file has that key.
+    /// Answers a GET or HEAD for a normalised key, or `None` when no file has that key:
+    ///
+    /// 1. look the key up (`""`, `dir`, `dir/` reach `index.html`);
+    /// 2. choose the representation from `Accept-Encoding`;
+    /// 3. its validators match → 304;
+    /// 4. GET with a `Range` → 206 or 416; otherwise 200 (HEAD: headers only).
     pub fn respond(&self, key: &str, method: &Method, headers: &HeaderMap) -> Option<Response> {
         let asset = &self.assets[*self.lookup.get(key)?];
         let weights = negotiate::weights(headers.get_all(ACCEPT_ENCODING));
@@ -237,53 +242,11 @@ impl Site {
         } else {
             Outcome::Full
         };
-        let head = method == Method::HEAD;
-        let response = match outcome {
-            Outcome::Full => {
-                let body = if head {
-                    Body::empty()
-                } else {
-                    Body::from(Bytes::from_static(rep.bytes))
-                };
-                let mut response = asset.response(StatusCode::OK, body, 9);
-                asset.entity_headers(response.headers_mut(), rep);
-                response
-                    .headers_mut()
-                    .insert(CONTENT_LENGTH, rep.content_length.clone());
-                response
-            }
-            Outcome::Partial(range) => {
-                let (start, end) = (*range.start(), *range.end());
-                // Bounds come from `range::parse`, which keeps them inside `len`.
-                let slice = rep
-                    .bytes
-                    .get(start as usize..=end as usize)
-                    .unwrap_or_default();
-                let mut response = asset.response(
-                    StatusCode::PARTIAL_CONTENT,
-                    Body::from(Bytes::from_static(slice)),
-                    10,
-                );
-                asset.entity_headers(response.headers_mut(), rep);
-                let h = response.headers_mut();
-                h.insert(CONTENT_LENGTH, HeaderValue::from(slice.len()));
-                h.insert(
-                    CONTENT_RANGE,
-                    content_range(&format!("bytes {start}-{end}/{len}")),
-                );
-                response
-            }
-            Outcome::Unsatisfiable => {
-                let mut response =
-                    asset.response(StatusCode::RANGE_NOT_SATISFIABLE, Body::empty(), 5);
-                asset.validators(response.headers_mut(), rep);
-                response
-                    .headers_mut()
-                    .insert(CONTENT_RANGE, content_range(&format!("bytes */{len}")));
-                response
-            }
-        };
-        Some(response)
+        Some(match outcome {
+            Outcome::Full => asset.full(rep, method == Method::HEAD),
+            Outcome::Partial(range) => asset.partial(rep, *range.start(), *range.end()),
+            Outcome::Unsatisfiable => asset.unsatisfiable(rep),
+        })
     }
 
     /// Every embedded file as the request target that serves it with 200, sorted, one per
@@ -338,6 +301,52 @@ impl Asset {
         *response.status_mut() = status;
         response.headers_mut().reserve(headers);
         response.extensions_mut().insert(Served::Asset(self.key));
+        response
+    }
+
+    /// 200 with the whole representation; HEAD gets the same headers and no body.
+    fn full(&self, rep: &Representation, head: bool) -> Response {
+        let body = if head {
+            Body::empty()
+        } else {
+            Body::from(Bytes::from_static(rep.bytes))
+        };
+        let mut response = self.response(StatusCode::OK, body, 9);
+        self.entity_headers(response.headers_mut(), rep);
+        response
+            .headers_mut()
+            .insert(CONTENT_LENGTH, rep.content_length.clone());
+        response
+    }
+
+    /// 206 with bytes `start..=end` of the representation, still borrowed from the binary.
+    fn partial(&self, rep: &Representation, start: u64, end: u64) -> Response {
+        let len = rep.bytes.len();
+        // `range::parse` keeps both bounds inside the representation.
+        let slice = rep
+            .bytes
+            .get(start as usize..=end as usize)
+            .unwrap_or_default();
+        let body = Body::from(Bytes::from_static(slice));
+        let mut response = self.response(StatusCode::PARTIAL_CONTENT, body, 10);
+        self.entity_headers(response.headers_mut(), rep);
+        let h = response.headers_mut();
+        h.insert(CONTENT_LENGTH, HeaderValue::from(slice.len()));
+        h.insert(
+            CONTENT_RANGE,
+            content_range(&format!("bytes {start}-{end}/{len}")),
+        );
+        response
+    }
+
+    /// 416: the range lies outside the representation; say how long it is.
+    fn unsatisfiable(&self, rep: &Representation) -> Response {
+        let mut response = self.response(StatusCode::RANGE_NOT_SATISFIABLE, Body::empty(), 5);
+        self.validators(response.headers_mut(), rep);
+        let len = rep.bytes.len();
+        response
+            .headers_mut()
+            .insert(CONTENT_RANGE, content_range(&format!("bytes */{len}")));
         response
     }
 
