@@ -100,12 +100,17 @@ impl Drop for Stub {
 }
 
 /// `servy-stub` is another package, so cargo gives no `CARGO_BIN_EXE_` for it; it is built
-/// into the same directory as servy by `cargo build --workspace`.
+/// into the same directory as servy by `cargo build --workspace`. `SERVY_STUB_BIN` names
+/// it explicitly where it lives elsewhere (a packaged build).
 fn stub_binary() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_servy")).with_file_name("servy-stub");
+    let path = std::env::var_os("SERVY_STUB_BIN").map_or_else(
+        || Path::new(env!("CARGO_BIN_EXE_servy")).with_file_name("servy-stub"),
+        PathBuf::from,
+    );
     assert!(
         path.exists(),
-        "{} is missing: run `cargo build -p servy-stub` (or `cargo build --workspace`) before the tests",
+        "{} is missing: run `cargo build -p servy-stub` (or `cargo build --workspace`) before \
+         the tests, or set SERVY_STUB_BIN",
         path.display()
     );
     path
