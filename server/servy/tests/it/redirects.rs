@@ -308,16 +308,14 @@ fn a_flood_of_misses_costs_at_most_one_fetch_per_min_refresh_interval() {
     let elapsed = start.elapsed().as_secs_f64();
     let fetches = stub.count() - before;
     let allowed = elapsed.floor() as u64 + 1;
-    assert!(fetches >= 1, "a miss must wake the refresher");
     assert!(
         fetches <= allowed,
         "{fetches} fetches for 200 misses in {elapsed:.2} s; at most {allowed} allowed"
     );
-    // And the miss-driven refresh picked up the new alias.
-    assert_eq!(
-        get(servy.http, "/new").header("location"),
-        Some("https://new.example/")
-    );
+    // And misses did wake the refresher (the periodic refresh is an hour away).
+    eventually(Duration::from_secs(5), "/new after the misses", || {
+        get(servy.http, "/new").header("location") == Some("https://new.example/")
+    });
 }
 
 #[test]
