@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The Nix checks that run where Nix cannot build (no binary cache; Debian's nix-bin):
+#
+#   1. every .nix file parses            nix-instantiate --parse
+#   2. formatted as `nix fmt` would      nixfmt-check (the alejandra 3.1 library, server/nixfmt)
+#   3. no dead code                      deadnix --fail
+#   4. flake.lock pins exactly the inputs flake.nix names, each fully locked
+#   5. the NixOS module evaluates right  tests/eval, with the real nixpkgs lib, when
+#                                        NIXPKGS_LIB names a checkout of nixpkgs.lib
+#
+# usage: NIXPKGS_LIB=/path/to/nixpkgs.lib tests/nix/check.sh
+# Needs nix-instantiate, jq, cargo and deadnix (`cargo install deadnix --locked`).
+# Everything a Nix machine builds (packages, crane checks, VM tests) is `nix flake check`.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+started=$SECONDS
+
+step() { echo "--- nix: $*"; }
+fail() {
+  echo "nix check FAILED: $*" >&2
+  exit 1
+}
+
+mapfile -t files < <(git ls-files --cached --others --exclude-standard -- '*.nix')
+[ ${#files[@]} -gt 0 ] || fail "no .nix files found"
+
+step "parse ${#files[@]} files (nix-instantiate --parse)"
+for f in "${files[@]}"; do
+  nix-instantiate --parse "$f" >/dev/null || fail "$f does not parse"
+done
+
+step "format (alejandra 3.1, as nix fmt)"
+(cd server && cargo run -q --release --locked -p nixfmt-check -- "${files[@]/#/../}") ||
+  fail "not formatted; fix with: (cd server && cargo run --release -p nixfmt-check -- --write ../FILE.nix)"
+
+step "dead code (deadnix $(deadnix --version 2>/dev/null | awk '{print $2}'))"
+deadnix --fail "${files[@]}" || fail "deadnix found unused bindings"
+
+step "flake.lock: version 7, pins exactly the inputs of flake.nix, original = flake.nix URL"
+inputs=$(nix-instantiate --eval --strict --json -E '{ flake }: (import flake).inputs' --arg flake ./flake.nix)
+problems=$(jq -r --argjson inputs "$inputs" '
+  def url($o): "\($o.type):\($o.owner)/\($o.repo)" + (if $o.ref then "/\($o.ref)" else "" end);
+  . as $lock
+  | [
+      (if .version != 7 then "version is \(.version), expected 7" else empty end),
+      (if .root != "root" or (.nodes.root | type) != "object" then "no root node" else empty end),
+      (if (.nodes.root.inputs // {} | keys) != ($inputs | keys)
+       then "root inputs \(.nodes.root.inputs // {} | keys) differ from flake.nix inputs \($inputs | keys)"
+       else empty end),
+      (.nodes | keys[] | select(. != "root") as $n
+       | select([$lock.nodes.root.inputs[]] | index($n) | not)
+       | "node \($n) is locked but not an input of flake.nix"),
+      ($inputs | to_entries[] | .key as $name | .value.url as $want
+       | ($lock.nodes[$lock.nodes.root.inputs[$name] // ""]) as $node
+       | if $node == null then "input \($name) has no node"
+         else
+           (["type", "owner", "repo", "rev", "narHash", "lastModified"][]
+            | select($node.locked[.] == null) | "\($name): locked.\(.) is missing"),
+           (if ($node.locked.rev // "" | test("^[0-9a-f]{40}$") | not) then "\($name): locked.rev is not a full commit" else empty end),
+           (if ($node.locked.narHash // "" | test("^sha256-[A-Za-z0-9+/]{43}=$") | not) then "\($name): locked.narHash is not an SRI sha256" else empty end),
+           (if ($node.locked.lastModified | type) != "number" then "\($name): locked.lastModified is not a number" else empty end),
+           (if $node.locked.owner != $node.original.owner or $node.locked.repo != $node.original.repo
+            then "\($name): locked \($node.locked.owner)/\($node.locked.repo) is not original \($node.original.owner)/\($node.original.repo)" else empty end),
+           (if url($node.original) != $want then "\($name): original is \(url($node.original)), flake.nix says \($want)" else empty end),
+           (($node.inputs // {}) | keys[] | "\($name): has input \(.) (unexpected: both inputs have none)")
+         end)
+    ]
+  | .[]' flake.lock) || fail "flake.lock is not valid JSON"
+[ -z "$problems" ] || fail "flake.lock:"$'\n'"$problems"
+jq -r '.nodes as $n | $n.root.inputs | to_entries[] | $n[.value] as $node
+  | "  \(.key): \($node.original.owner)/\($node.original.repo)/\($node.original.ref // "") locked at \($node.locked.rev)"' flake.lock
+
+if [ -n "${NIXPKGS_LIB:-}" ]; then
+  lib=$NIXPKGS_LIB
+  [ -f "$lib/lib/default.nix" ] && lib=$lib/lib
+  [ -f "$lib/default.nix" ] || fail "NIXPKGS_LIB=$NIXPKGS_LIB holds no lib/default.nix"
+  step "module evaluation (lib.evalModules, nixpkgs lib $(nix-instantiate --eval --expr '{ lib }: (import lib).version' --argstr lib "$lib" | tr -d '"'))"
+  out=$(nix-instantiate --eval --strict --json tests/eval --argstr nixpkgsLib "$lib") ||
+    fail "module evaluation"
+  jq -r '.[]' <<<"$out" | sed 's/^/  /'
+  echo "  $(jq length <<<"$out") cases passed"
+else
+  echo "SKIPPED: module evaluation (set NIXPKGS_LIB=<checkout of nixpkgs.lib> to run it)"
+fi
+
+echo "nix checks passed in $((SECONDS - started)) s"
