@@ -43,7 +43,6 @@ in {
     servy-doc = craneLib.cargoDoc (commonArgs
       // {
         inherit cargoArtifacts;
-        cargoDocExtraArgs = "--no-deps --workspace";
         env.RUSTDOCFLAGS = "--deny warnings";
       });
 
@@ -53,7 +52,7 @@ in {
         # servy's integration tests start servy-stub next to servy: build every binary first.
         buildPhaseCargoCommand = ''
           mkdir -p $out
-          cargo build --locked --workspace ''${CARGO_PROFILE:+--profile $CARGO_PROFILE}
+          cargoWithProfile build --locked --workspace
         '';
         partitions = 1;
         partitionType = "count";
