@@ -30,8 +30,9 @@ for f in "${files[@]}"; do
 done
 
 step "format (alejandra 3.1, as nix fmt)"
-(cd server && cargo run -q --release --locked -p nixfmt-check -- "${files[@]/#/../}") ||
-  fail "not formatted; fix with: (cd server && cargo run --release -p nixfmt-check -- --write ../FILE.nix)"
+# The debug build: the rust stage's `cargo build --workspace` has made it already.
+(cd server && cargo run -q --locked -p nixfmt-check -- "${files[@]/#/../}") ||
+  fail "not formatted; fix with: (cd server && cargo run -p nixfmt-check -- --write ../FILE.nix)"
 
 step "dead code (deadnix $(deadnix --version 2>/dev/null | awk '{print $2}'))"
 deadnix --fail "${files[@]}" || fail "deadnix found unused bindings"
