@@ -440,6 +440,9 @@ fn overrides(
     }
 
     let parse_host = |h: &str| -> Result<IpAddr, ConfigError> {
+        if h.eq_ignore_ascii_case("localhost") {
+            return Ok(IpAddr::from([127, 0, 0, 1]));
+        }
         h.trim_start_matches('[')
             .trim_end_matches(']')
             .parse()
@@ -814,6 +817,15 @@ format = "auto"
             c.redirects.source,
             Some(RedirectsSource::File("/etc/r.txt".into()))
         );
+    }
+
+    #[test]
+    fn predecessor_host_may_be_localhost_or_ipv6() {
+        let c = load("", &[("SERVY_HOST", "localhost"), ("SERVY_PORT", "80")]).unwrap();
+        assert_eq!(c.http.listen, vec!["127.0.0.1:80".parse().unwrap()]);
+        let c = load("", &[("SERVY_HOST", "::1"), ("SERVY_METRICS_PORT", "81")]).unwrap();
+        assert_eq!(c.http.listen, vec!["[::1]:8080".parse().unwrap()]);
+        assert_eq!(c.metrics.listen, vec!["[::1]:81".parse().unwrap()]);
     }
 
     #[test]

@@ -170,3 +170,65 @@ fn sockopt_int(fd: &OwnedFd, opt: libc::c_int) -> io::Result<libc::c_int> {
         Err(io::Error::last_os_error())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(fd: OwnedFd) -> String {
+        match take_listener(fd, "http") {
+            Err(ListenError::NotListening { why, .. }) => why,
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("accepted a socket that is not a listener"),
+        }
+    }
+
+    #[test]
+    fn a_listening_tcp_socket_is_taken_non_blocking() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let taken = take_listener(OwnedFd::from(l), "http").expect("a listener");
+        assert_eq!(taken.local_addr().unwrap(), addr);
+        // Non-blocking: accept with nobody connecting returns at once.
+        assert_eq!(
+            taken.accept().unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+    }
+
+    #[test]
+    fn a_datagram_socket_is_refused() {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert!(refusal(OwnedFd::from(udp)).contains("stream"));
+    }
+
+    #[test]
+    fn a_connected_stream_is_refused() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        assert!(refusal(OwnedFd::from(s)).contains("not listening"));
+    }
+
+    #[test]
+    fn a_unix_socket_is_refused() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert!(refusal(OwnedFd::from(a)).contains("not an IP socket"));
+    }
+
+    #[test]
+    fn a_file_is_refused() {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        assert!(!refusal(OwnedFd::from(f)).is_empty());
+    }
+
+    #[test]
+    fn bind_failure_names_the_address() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let e = bind("http", &[addr])
+            .err()
+            .expect("address in use")
+            .to_string();
+        assert!(e.contains(&addr.to_string()) && e.contains("http"), "{e}");
+    }
+}

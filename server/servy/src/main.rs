@@ -151,10 +151,14 @@ async fn serve(config: Config, listeners: Listeners) -> Result<(), Failure> {
 
     systemd::stopping();
     tracing::info!(grace = ?config.limits.shutdown_grace, "shutting down: draining connections");
-    if server.drain(config.limits.shutdown_grace).await {
-        tracing::info!("drained");
-    } else {
-        tracing::warn!("grace period over; closing the remaining connections");
+    tokio::select! {
+        drained = server.drain(config.limits.shutdown_grace) => if drained {
+            tracing::info!("drained");
+        } else {
+            tracing::warn!("grace period over; closing the remaining connections");
+        },
+        // A second SIGTERM/SIGINT (an impatient Ctrl-C) means now.
+        () = shutdown_requested(&mut signals) => tracing::warn!("second signal; closing the remaining connections"),
     }
     Ok(())
 }

@@ -59,6 +59,21 @@ fn a_silent_connection_is_closed_by_the_header_timeout() {
 }
 
 #[test]
+fn idle_keep_alive_connections_are_closed_by_the_header_timeout() {
+    let servy = Servy::start("[limits]\nheader_read_timeout = \"1s\"\n");
+    let mut conn = TcpStream::connect(servy.http).expect("connect");
+    conn.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .expect("send");
+    let mut buf = [0u8; 512];
+    assert!(conn.read(&mut buf).expect("a response") > 0);
+    let (_, took) = wait_for_close(&mut conn);
+    assert!(
+        took < Duration::from_secs(5),
+        "idle connection open for {took:?}"
+    );
+}
+
+#[test]
 fn overload_is_shed_with_503() {
     let servy = Servy::start("[limits]\nmax_concurrency = 1\n");
     // One request in flight: its body waits on a flow-control window that never opens.

@@ -111,6 +111,28 @@ fn a_stalled_reader_is_cut_off_after_the_grace_period() {
 }
 
 #[test]
+fn a_second_signal_ends_the_drain_at_once() {
+    let mut servy = Servy::start("[limits]\nshutdown_grace = \"30s\"\n");
+    let _stalled = connect_slow_reader(servy.http, &pipelined(64));
+    std::thread::sleep(Duration::from_millis(200));
+    servy.signal(libc::SIGTERM);
+    assert!(servy.wait_stderr(Duration::from_secs(5), "draining"));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        servy.try_wait().is_none(),
+        "the first signal waits for the stalled reader"
+    );
+    let start = Instant::now();
+    servy.signal(libc::SIGINT);
+    assert_eq!(servy.wait_exit(Duration::from_secs(5)).code(), Some(0));
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
 fn stopping_is_announced() {
     let mut servy = Servy::start("");
     assert_eq!(servy.terminate().code(), Some(0));
