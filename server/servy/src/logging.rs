@@ -25,9 +25,12 @@ pub fn init(config: &LogConfig) {
             Ok(journald) => (journald.boxed(), None),
             Err(e) => (text().boxed(), Some(e)),
         },
+        // Flat: the request fields sit next to `level` and `target`, where log
+        // pipelines look for them.
         LogFormat::Json => (
             tracing_subscriber::fmt::layer()
                 .json()
+                .flatten_event(true)
                 .with_writer(std::io::stderr)
                 .boxed(),
             None,
