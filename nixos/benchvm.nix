@@ -99,7 +99,5 @@ in {
   };
 
   environment.systemPackages = [servy-bench servyPackages.k6test pkgs.curl];
-  users.mutableUsers = false;
-  users.users.root.hashedPassword = "!";
   documentation.enable = lib.mkDefault false;
 }

@@ -10,6 +10,7 @@
 
   testScript = ''
     ${helpers}
+    import json
 
     start_all()
     redirects.wait_for_unit("servy-stub.service")
@@ -25,8 +26,8 @@
 
     with subtest("the first request is answered, and it started servy"):
         client.wait_for_unit("multi-user.target")
-        client.succeed("curl -sf -o /tmp/index.html http://server:8080/")
-        client.succeed("cmp /tmp/index.html ${site}/site/index.html")
+        client.succeed("curl -sf -o /root/index.html http://server:8080/")
+        client.succeed("cmp /root/index.html ${site}/site/index.html")
         server.wait_for_unit("servy.service")
 
     with subtest("metrics, healthz and readyz on loopback, and closed to the network"):
@@ -39,8 +40,8 @@
 
     with subtest("an unknown path gets the site's 404.html with status 404"):
         assert status(client, "http://server:8080/no/such/page") == "404"
-        client.succeed("curl -s -o /tmp/404.html http://server:8080/no/such/page")
-        client.succeed("cmp /tmp/404.html ${site}/site/404.html")
+        client.succeed("curl -s -o /root/404.html http://server:8080/no/such/page")
+        client.succeed("cmp /root/404.html ${site}/site/404.html")
 
     with subtest("an alias from the stub redirects with 308 and its target"):
         alias, target = first_redirect()

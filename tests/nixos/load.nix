@@ -11,6 +11,7 @@
 
   testScript = ''
     ${helpers}
+    import json
 
     start_all()
     redirects.wait_for_unit("servy-stub.service")
@@ -25,12 +26,12 @@
         code, out = client.execute(
             "k6test --url http://server:8080"
             " --paths ${site}/paths.txt --aliases ${site}/aliases.txt"
-            " --vus 10 --duration 30s --out /tmp/k6-load 2>&1"
+            " --vus 10 --duration 30s --out /root/k6-load 2>&1"
         )
         print(out)
-        client.copy_from_vm("/tmp/k6-load", "load")
+        client.copy_from_vm("/root/k6-load", "load")
         assert code == 0, f"k6 exited {code}: a threshold failed (see load/summary.txt)"
-        summary = json.loads(client.succeed("cat /tmp/k6-load/summary.json"))
+        summary = json.loads(client.succeed("cat /root/k6-load/summary.json"))
         print(json.dumps(summary.get("headline", summary), indent=2)[:2000])
   '';
 }

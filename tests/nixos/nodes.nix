@@ -23,9 +23,10 @@
 in {
   inherit site;
   # Python for the test scripts: reads the site's files at run time (no import from
-  # derivation), the exposure score, a status code.
+  # derivation), the exposure score, a status code, a header. Each script imports the
+  # other modules it uses (the driver lints unused imports).
   helpers = ''
-    import json, re, time
+    import re
 
     def first_redirect():
         """The site's first alias (as a request path) and its target."""
