@@ -5,8 +5,8 @@
 #   2. formatted as `nix fmt` would      nixfmt-check (the alejandra 3.1 library, server/nixfmt)
 #   3. no dead code                      deadnix --fail
 #   4. flake.lock pins exactly the inputs flake.nix names, each fully locked
-#   5. the NixOS module evaluates right  tests/eval, with the real nixpkgs lib, when
-#                                        NIXPKGS_LIB names a checkout of nixpkgs.lib
+#   5. the NixOS module and the package recipes evaluate right (tests/eval), with the
+#      real nixpkgs lib, when NIXPKGS_LIB names a checkout of nixpkgs.lib
 #
 # usage: NIXPKGS_LIB=/path/to/nixpkgs.lib tests/nix/check.sh
 # Needs nix-instantiate, jq, cargo and deadnix (`cargo install deadnix --locked`).
@@ -75,11 +75,14 @@ if [ -n "${NIXPKGS_LIB:-}" ]; then
   lib=$NIXPKGS_LIB
   [ -f "$lib/lib/default.nix" ] && lib=$lib/lib
   [ -f "$lib/default.nix" ] || fail "NIXPKGS_LIB=$NIXPKGS_LIB holds no lib/default.nix"
-  step "module evaluation (lib.evalModules, nixpkgs lib $(nix-instantiate --eval --expr '{ lib }: (import lib).version' --argstr lib "$lib" | tr -d '"'))"
-  out=$(nix-instantiate --eval --strict --json tests/eval --argstr nixpkgsLib "$lib") ||
-    fail "module evaluation"
-  jq -r '.[]' <<<"$out" | sed 's/^/  /'
-  echo "  $(jq length <<<"$out") cases passed"
+  version=$(nix-instantiate --eval --expr '{ lib }: (import lib).version' --argstr lib "$lib" | tr -d '"')
+  for test in tests/eval/default.nix tests/eval/packages.nix; do
+    step "evaluation with the nixpkgs lib $version: $test"
+    out=$(nix-instantiate --eval --strict --json "$test" --argstr nixpkgsLib "$lib") ||
+      fail "evaluation: $test"
+    jq -r '.[]' <<<"$out" | sed 's/^/  /'
+    echo "  $(jq length <<<"$out") cases passed"
+  done
 else
   echo "SKIPPED: module evaluation (set NIXPKGS_LIB=<checkout of nixpkgs.lib> to run it)"
 fi
