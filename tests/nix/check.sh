@@ -83,6 +83,22 @@ if [ -n "${NIXPKGS_LIB:-}" ]; then
     jq -r '.[]' <<<"$out" | sed 's/^/  /'
     echo "  $(jq length <<<"$out") cases passed"
   done
+
+  step "VM test scripts compile (python3)$(python3 -m pyflakes --version >/dev/null 2>&1 && echo " and pass pyflakes, as the test driver lints them")"
+  scripts=$(mktemp -d)
+  trap 'rm -rf "$scripts"' EXIT
+  rendered=$(nix-instantiate --eval --strict --json tests/eval/vm-scripts.nix --argstr nixpkgsLib "$lib") ||
+    fail "evaluation: tests/eval/vm-scripts.nix"
+  for test in $(jq -r 'keys[]' <<<"$rendered"); do
+    jq -r --arg t "$test" '.[$t].testScript' <<<"$rendered" >"$scripts/$test.py"
+    python3 -m py_compile "$scripts/$test.py" || fail "tests/nixos/$test.nix: the test script does not compile"
+    if python3 -m pyflakes --version >/dev/null 2>&1; then
+      # The driver's globals, and one per node.
+      PYFLAKES_BUILTINS="start_all,subtest,$(jq -r --arg t "$test" '.[$t].nodes | join(",")' <<<"$rendered")" \
+        python3 -m pyflakes "$scripts/$test.py" || fail "tests/nixos/$test.nix: pyflakes"
+    fi
+    echo "  $test: $(jq -r --arg t "$test" '.[$t].nodes | join(", ")' <<<"$rendered")"
+  done
 else
   echo "SKIPPED: module evaluation (set NIXPKGS_LIB=<checkout of nixpkgs.lib> to run it)"
 fi
