@@ -91,6 +91,13 @@ impl Collected {
         cond.notify_all();
     }
 
+    /// Adds several lines at once, so a waiter never sees half a datagram.
+    fn push_all(&self, new: impl IntoIterator<Item = String>) {
+        let (lines, cond) = &*self.0;
+        lines.lock().unwrap_or_else(|e| e.into_inner()).extend(new);
+        cond.notify_all();
+    }
+
     fn snapshot(&self) -> Vec<String> {
         self.0.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -444,9 +451,7 @@ fn spawn_notify_reader(sock: UnixDatagram, out: Collected) {
         while Arc::strong_count(&out.0) > 1 {
             match sock.recv(&mut buf) {
                 Ok(n) => {
-                    for line in String::from_utf8_lossy(&buf[..n]).lines() {
-                        out.push(line.to_string());
-                    }
+                    out.push_all(String::from_utf8_lossy(&buf[..n]).lines().map(String::from));
                 }
                 Err(e)
                     if matches!(
