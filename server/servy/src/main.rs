@@ -61,6 +61,9 @@ fn run(args: cli::Args) -> Result<(), Failure> {
     let config =
         Config::load(args.config.as_deref(), env).map_err(|e| Failure::Config(Box::new(e)))?;
     if args.command == Command::Check {
+        // The checks serving would make short of binding: the redirects section builds too.
+        Redirects::new(config.redirects, &Metrics::new())
+            .map_err(|e| Failure::Config(Box::new(e)))?;
         return Ok(());
     }
     logging::init(&config.log);

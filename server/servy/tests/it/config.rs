@@ -95,6 +95,11 @@ fn check_refuses_an_invalid_config_in_one_line() {
             "[limits]\nheader_read_timeout = \"0s\"\n",
             "header_read_timeout",
         ),
+        // Refused by the redirects section itself, which --check builds as serving would.
+        (
+            "[redirects]\nsource = \"http://exa mple.org/r\"\n",
+            "redirects.source",
+        ),
     ];
     for (toml, needle) in cases {
         let path = dir.write("servy.toml", toml);
