@@ -8,8 +8,9 @@
 set -euo pipefail
 
 suite=bookworm
-# systemd-sysv makes systemd PID 1; dbus lets systemctl talk to it as on a real machine.
-packages=systemd,systemd-sysv,dbus
+# systemd-sysv makes systemd PID 1; dbus lets systemctl talk to it as on a real machine;
+# servy's TLS client for redirects loads the system's CA roots, as on any real server.
+packages=systemd,systemd-sysv,dbus,ca-certificates
 cache=${SERVY_TEST_CACHE:-/var/cache/servy-test}
 
 # The first archive URI of the host's apt sources that serves $suite (deb822 or one-line).

@@ -1,0 +1,358 @@
+#!/usr/bin/env bash
+# The shipped units under a real systemd: boots a minimal Debian in systemd-nspawn,
+# installs the release servy with server/systemd/install.sh, and checks what the units
+# promise. Prints PASS/FAIL per check with what was measured, then "N passed, M failed".
+#
+#   sudo tests/systemd/run.sh
+#
+# Needs root, debootstrap, systemd-nspawn, curl, k6, python3. The Debian root is built
+# once and cached outside the repository (see root.sh); each run boots a fresh copy.
+# The container shares the host's network: servy listens on free loopback ports
+# (SERVY_TEST_PORT, default a free one in 20000-29999; metrics +1, redirects stub +10)
+# and k6 runs on the host. Every wait has a timeout; the container is always torn down.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+started=$SECONDS
+
+[ "$(id -u)" = 0 ] || { echo "run.sh: needs root (debootstrap, systemd-nspawn)" >&2; exit 2; }
+for tool in debootstrap systemd-nspawn nsenter curl k6 python3; do
+  command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (tests/install-deps.sh)" >&2; exit 2; }
+done
+
+# in_use PORT: something on this machine listens on 127.0.0.1:PORT or *:PORT (IPv4).
+in_use() { awk -v p=":$(printf '%04X' "$1")" '$2 ~ p"$" && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp; }
+port=${SERVY_TEST_PORT:-}
+while [ -z "$port" ]; do
+  port=$((20000 + RANDOM % 10000))
+  ! in_use $port && ! in_use $((port + 1)) && ! in_use $((port + 10)) || port=
+done
+metrics_port=$((port + 1))
+stub_port=$((port + 10))
+base=http://127.0.0.1:$port
+watchdog_test=4 # seconds; WatchdogSec for the watchdog check only
+
+passed=0
+failed=0
+pass() { echo "PASS $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL $*"; failed=$((failed + 1)); }
+# verdict CONDITION-EXIT-STATUS MESSAGE: PASS or FAIL with the same message.
+verdict() { if [ "$1" = 0 ]; then pass "$2"; else fail "$2"; fi; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
+
+# wait_for SECONDS COMMAND...: polls every 0.1 s; status 1 on timeout.
+wait_for() {
+  local limit=$1
+  shift
+  local end=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $end ] || return 1
+    sleep 0.1
+  done
+}
+
+# --- build and stage --------------------------------------------------------------------
+bindir=${SERVY_TEST_BINDIR:-}
+if [ -z "$bindir" ]; then
+  (cd "$repo/server" && cargo build --release --locked -q -p servy -p servy-stub)
+  bindir=$repo/server/target/release
+fi
+root=$(bash "$here/root.sh")
+
+work=$(mktemp -d /var/tmp/servy-systemd.XXXXXX)
+nspawn_pid=
+stub_pid=
+cleanup() {
+  local status=$?
+  if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
+    if [ "$status" != 0 ] || [ "$failed" != 0 ]; then
+      echo "--- the container's journal for servy (last 40 lines)"
+      ct journalctl -u 'servy*' -n 40 --no-pager 2>/dev/null || true
+    fi
+    # nspawn turns SIGTERM into an orderly shutdown of the container.
+    kill -TERM "$nspawn_pid" 2>/dev/null || true
+    wait_for 20 sh -c "! kill -0 $nspawn_pid" || kill -KILL "$nspawn_pid" 2>/dev/null || true
+  fi
+  [ -z "$stub_pid" ] || kill "$stub_pid" 2>/dev/null || true
+  jobs -p | xargs -r kill 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+  exit $status
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+cp -a "$root" "$work/root"
+ct_root=$work/root
+DESTDIR=$ct_root sh "$repo/server/systemd/install.sh" "$bindir/servy" >/dev/null
+
+# The shipped units stay as they are; the test's ports are drop-ins, as a user's would be.
+for s in "servy:$port" "servy-metrics:$metrics_port"; do
+  mkdir -p "$ct_root/etc/systemd/system/${s%%:*}.socket.d"
+  printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\n' "${s##*:}" \
+    >"$ct_root/etc/systemd/system/${s%%:*}.socket.d/test-port.conf"
+done
+# A small, fixed send buffer: loopback's autotuned one swallows a whole asset at once,
+# and a graceful stop would then have nothing left in flight to prove.
+printf 'SendBuffer=16K\n' >>"$ct_root/etc/systemd/system/servy.socket.d/test-port.conf"
+systemctl --root="$ct_root" enable servy.socket servy-metrics.socket >/dev/null 2>&1
+cat >"$ct_root/etc/servy/servy.toml" <<EOF
+[redirects]
+source = "http://127.0.0.1:$stub_port/redirects.txt"
+refresh_interval = "1m"
+min_refresh_interval = "1s"
+
+[log]
+level = "info"
+format = "auto"
+EOF
+
+alias_name=systemd-test
+alias_target=https://example.org/from-the-stub
+printf '# aliases for the container test\n%s %s\n' "$alias_name" "$alias_target" >"$work/redirects.txt"
+"$bindir/servy-stub" --listen "127.0.0.1:$stub_port" --file "$work/redirects.txt" >"$work/stub.log" 2>&1 &
+stub_pid=$!
+
+# --- boot ---------------------------------------------------------------------------------
+boot_start=$(now)
+systemd-nspawn --boot --register=no --keep-unit --quiet --machine=servy-test \
+  --directory="$ct_root" </dev/null >"$work/console.log" 2>&1 &
+nspawn_pid=$!
+pid1=
+find_pid1() { pid1=$(pgrep -P "$nspawn_pid" | head -n1) && [ -n "$pid1" ]; }
+wait_for 10 find_pid1 || { cat "$work/console.log"; echo "run.sh: the container did not start" >&2; exit 1; }
+
+# ct COMMAND...: run a command inside the container, as root, with a clean environment.
+ct() { nsenter --target "$pid1" --all env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
+booted() { case $(ct systemctl is-system-running 2>/dev/null) in running | degraded) return 0 ;; *) return 1 ;; esac; }
+wait_for 60 booted || { tail -n 30 "$work/console.log"; echo "run.sh: the container did not boot" >&2; exit 1; }
+echo "container booted in $(elapsed "$boot_start" "$(now)") s"
+
+# Without a host systemd to delegate to, nspawn mounts cgroup v1 controllers read-only,
+# so the container's systemd could not enforce MemoryMax. Make the memory hierarchy
+# writable (it is the container's own subtree) and let systemd look again.
+if ct sh -c 'grep -q " /sys/fs/cgroup/memory .*ro," /proc/self/mounts'; then
+  ct mount -o remount,bind,rw /sys/fs/cgroup/memory
+  ct systemctl daemon-reexec
+  wait_for 20 booted
+fi
+
+prop() { ct systemctl show -p "$2" --value "$1"; }
+http_code() { curl -sS -m 10 -o /dev/null -w '%{http_code}' "$@" || true; }
+
+# --- 1. socket activation -------------------------------------------------------------------
+sockets=$(ct systemctl is-active servy.socket servy-metrics.socket | tr '\n' ' ' || true)
+state=$(prop servy.service ActiveState)
+in_use "$port" && in_use "$metrics_port" && [ "$sockets" = "active active " ] && [ "$state" = inactive ]
+verdict $? "activation: after boot both sockets listen ($sockets) and servy.service is $state"
+first=$(curl -sS -m 10 -o /dev/null -w '%{http_code} %{time_total}' "$base/") || first="refused"
+state=$(prop servy.service ActiveState)
+[ "${first% *}" = 200 ] && [ "$state" = active ]
+verdict $? "activation: first request answered ${first% *} in ${first#* } s (start included); servy.service is $state"
+
+# --- 2. readiness and status ----------------------------------------------------------------
+type=$(prop servy.service Type)
+status_text=$(prop servy.service StatusText)
+exec_start=$(prop servy.service ExecMainStartTimestampMonotonic)
+active_enter=$(prop servy.service ActiveEnterTimestampMonotonic)
+ready_ms=$(((active_enter - exec_start) / 1000))
+[ "$type" = notify ] && [ "$active_enter" -gt "$exec_start" ]
+verdict $? "readiness: Type=$type; active ${ready_ms} ms after exec, when READY=1 arrived"
+ct systemctl status servy.service --no-pager 2>/dev/null | grep -q "Status: \"$status_text\"" && [ -n "$status_text" ]
+verdict $? "status: systemctl status shows STATUS=\"$status_text\""
+
+# --- 3. journald ----------------------------------------------------------------------------
+cursor=$(ct journalctl -u servy.service -n 0 --show-cursor --no-pager | sed -n 's/^-- cursor: //p')
+declare -A sent
+for p in / /style.css /robots.txt /no-such-page-$RANDOM; do
+  sent[$p]=$(curl -sS -m 10 -o /dev/null -w '%{http_code} %{size_download}' "$base$p" || true)
+done
+# Request entries: one JSON object per line with servy's path field (F_PATH under
+# tracing-journald's default prefix, or PATH).
+request_entries() {
+  ct journalctl -u servy.service -o json --no-pager --after-cursor="$cursor" |
+    jq -c 'with_entries(.key |= sub("^F_"; "")) | select(.PATH != null)'
+}
+enough_entries() { [ "$(request_entries | wc -l)" -ge ${#sent[@]} ]; }
+wait_for 10 enough_entries || true
+entries=$(request_entries)
+ok=0
+for p in "${!sent[@]}"; do
+  read -r code size <<<"${sent[$p]}"
+  mine=$(jq -c --arg p "$p" 'select(.PATH == $p)' <<<"$entries")
+  n=$(grep -c . <<<"$mine" || true)
+  fields=$(jq -r '[.STATUS, .BYTES, .DURATION // .DURATION_MS // .DURATION_US // empty] | map(tostring) | join(" ")' <<<"$mine" | head -n1)
+  logged_status=$(jq -r '.STATUS' <<<"$mine" | head -n1)
+  if [ "$n" = 1 ] && [ "$logged_status" = "$code" ] && [ "$(wc -w <<<"$fields")" = 3 ]; then
+    echo "    $p: one entry, status bytes duration = $fields (client saw $code, $size bytes)"
+  else
+    echo "    $p: $n entries, fields '$fields' (client saw $code)"
+    ok=1
+  fi
+done
+verdict $ok "journald: one entry per request with path, status, bytes and duration (${#sent[@]} requests)"
+
+# --- 9. redirects (early: later checks restart servy) ---------------------------------------
+redirect() { curl -sS -m 10 -o /dev/null -w '%{http_code} %{redirect_url}' "$base/$alias_name" || true; }
+got=$(redirect)
+[ "$got" = "308 $alias_target" ]
+verdict $? "redirects: /$alias_name → $got (stub on the host's loopback)"
+kill "$stub_pid" && wait "$stub_pid" 2>/dev/null || true
+stub_pid=
+pid_before=$(prop servy.service MainPID)
+# systemctl reload runs the unit's ExecReload (SIGHUP): a refetch, which now fails.
+ct systemctl reload servy.service
+sleep 1.5
+got=$(redirect)
+[ "$got" = "308 $alias_target" ] && [ "$(prop servy.service MainPID)" = "$pid_before" ]
+verdict $? "redirects: stub stopped, reloaded: /$alias_name still → $got (last good map)"
+"$bindir/servy-stub" --listen "127.0.0.1:$stub_port" --file "$work/redirects.txt" >>"$work/stub.log" 2>&1 &
+stub_pid=$!
+
+# --- 4. sandbox -----------------------------------------------------------------------------
+main_pid=$(prop servy.service MainPID)
+status=$(ct cat "/proc/$main_pid/status")
+field() { awk -v k="$1:" '$1 == k { print $2 }' <<<"$status"; }
+uid=$(field Uid)
+# DynamicUser= allocates from 61184–65519.
+[ "$uid" -ge 61184 ] && [ "$uid" -le 65519 ] && [ "$(field CapEff)" = 0000000000000000 ] &&
+  [ "$(field CapBnd)" = 0000000000000000 ] && [ "$(field NoNewPrivs)" = 1 ] && [ "$(field Seccomp)" = 2 ]
+verdict $? "sandbox: uid $uid (dynamic), CapEff $(field CapEff), CapBnd $(field CapBnd), NoNewPrivs $(field NoNewPrivs), Seccomp $(field Seccomp)"
+# Everything servy's user could write to, seen from inside servy's own namespaces
+# (mounts, user namespace): only its private /tmp and /var/tmp may remain.
+gid=$(field Gid)
+writable=$(ct nsenter --target "$main_pid" --mount --user --setuid "$uid" --setgid "$gid" \
+  find / \( -path /proc -o -path /sys \) -prune -o \( -type d -o -type f \) -writable -print 2>/dev/null |
+  sort | tr '\n' ' ' || true)
+ct nsenter --target "$main_pid" --mount --user --setuid "$uid" --setgid "$gid" \
+  sh -c 'echo x >/tmp/.servy-write-test' 2>/dev/null && private=written || private="not writable"
+! ct test -e /tmp/.servy-write-test || private="shared with the system"
+[ "$writable" = "/tmp /var/tmp " ] && [ "$private" = written ]
+verdict $? "sandbox: servy's user can write only to: ${writable:-nothing}(its /tmp: $private, invisible outside)"
+score=$(ct systemd-analyze security servy.service --no-pager | sed -n 's/.*Overall exposure level for servy.service: \([0-9.]*\).*/\1/p')
+le "${score:-99}" 1.2
+verdict $? "sandbox: systemd-analyze security servy.service in the container: exposure ${score:-unknown} (limit 1.2)"
+
+# Asset paths for k6: --list-assets prints them percent-encoded; encode anything raw.
+paths=$("$bindir/servy" --list-assets | python3 -c 'import sys, urllib.parse
+print(",".join(urllib.parse.quote(l.strip(), safe="/%") for l in sys.stdin if l.strip()))')
+
+# --- 6. graceful stop -----------------------------------------------------------------------
+# The largest asset, identity-encoded, read slowly: still in flight when the stop comes.
+largest=$(tr , '\n' <<<"$paths" | while read -r p; do
+  echo "$(curl -sS -m 10 -o /dev/null -w '%{size_download}' "$base$p") $p"
+done | sort -n | tail -n1)
+size=${largest%% *}
+asset=${largest#* }
+rate=$((size / 4 + 1))
+curl -sS -m 10 -o "$work/full" "$base$asset"
+echo 0 >"$work/progress"
+python3 "$here/slowget.py" "$base$asset" "$rate" "$work/slow" "$work/progress" >"$work/slowget.out" 2>&1 &
+slow_pid=$!
+sleep 1
+at_stop=$(cat "$work/progress")
+stop_start=$(now)
+ct timeout 30 systemctl stop servy.service 2>/dev/null # (it warns that the sockets remain)
+stop_s=$(elapsed "$stop_start" "$(now)")
+wait "$slow_pid" && slow_ok=0 || slow_ok=1
+read -r slow_status slow_bytes slow_s <"$work/slowget.out" || true
+result=$(prop servy.service Result)
+[ $slow_ok = 0 ] && [ "$slow_status" = 200 ] && cmp -s "$work/slow" "$work/full" && [ "$result" = success ] &&
+  [ "$at_stop" -lt "$((size - 65536))" ]
+verdict $? "graceful stop: $asset ($size bytes) finished intact (${slow_bytes:-0} bytes in ${slow_s:-?} s) though only $at_stop were received at the stop; stop took $stop_s s; Result=$result"
+
+# --- 5. zero-downtime restart ---------------------------------------------------------------
+http_code "$base/" >/dev/null # activate again
+k6 run --quiet --no-color --address 127.0.0.1:0 --summary-export "$work/k6-restart.json" \
+  -e BASE="$base" -e PATHS="$paths" -e VUS=10 -e DURATION=15s "$here/load.js" >"$work/k6-restart.log" 2>&1 &
+k6_pid=$!
+sleep 2
+pids=()
+restart_times=()
+for _ in 1 2 3 4 5; do
+  t=$(now)
+  ct timeout 30 systemctl restart servy.service
+  restart_times+=("$(elapsed "$t" "$(now)")")
+  pids+=("$(prop servy.service MainPID)")
+  sleep 2
+done
+wait "$k6_pid" && k6_ok=0 || k6_ok=1
+reqs=$(jq -r '.metrics.http_reqs.count // 0' "$work/k6-restart.json" 2>/dev/null || echo 0)
+fails=$(jq -r '.metrics.http_req_failed.passes // "?"' "$work/k6-restart.json" 2>/dev/null || echo "?")
+distinct=$(printf '%s\n' "${pids[@]}" | sort -u | wc -l)
+[ $k6_ok = 0 ] && [ "$reqs" -gt 0 ] && [ "$fails" = 0 ] && [ "$distinct" = 5 ]
+verdict $? "zero-downtime restart: 5 restarts (${restart_times[*]} s) under 10 VUs: $reqs requests, $fails failed"
+[ $k6_ok = 0 ] || tail -n 20 "$work/k6-restart.log" | sed 's/^/    /'
+
+# --- 7. memory ------------------------------------------------------------------------------
+ct systemctl set-property --runtime servy.service MemoryMax=64M
+ct systemctl restart servy.service
+http_code "$base/" >/dev/null
+cg=$(prop servy.service ControlGroup)
+if ct test -f "/sys/fs/cgroup/memory$cg/memory.limit_in_bytes"; then
+  mem=/sys/fs/cgroup/memory$cg # cgroup v1: the kernel keeps the peak itself
+  limit=$(ct cat "$mem/memory.limit_in_bytes")
+  anon_key=total_rss
+else
+  mem=/sys/fs/cgroup$cg
+  limit=$(ct cat "$mem/memory.max")
+  anon_key=anon
+fi
+pid_before=$(prop servy.service MainPID)
+restarts_before=$(prop servy.service NRestarts)
+k6 run --quiet --no-color --address 127.0.0.1:0 --summary-export "$work/k6-memory.json" \
+  -e BASE="$base" -e PATHS="$paths" -e VUS=10 -e DURATION=10s "$here/load.js" >"$work/k6-memory.log" 2>&1 &
+k6_pid=$!
+anon_peak=0
+current_peak=0
+while kill -0 "$k6_pid" 2>/dev/null; do
+  anon=$(ct awk -v k="$anon_key" '$1 == k { print $2 }' "$mem/memory.stat" 2>/dev/null || echo 0)
+  current=$(ct cat "$mem/memory.usage_in_bytes" 2>/dev/null || ct cat "$mem/memory.current" 2>/dev/null || echo 0)
+  [ "${anon:-0}" -le "$anon_peak" ] || anon_peak=$anon
+  [ "${current:-0}" -le "$current_peak" ] || current_peak=$current
+  sleep 0.25
+done
+wait "$k6_pid" && k6_ok=0 || k6_ok=1
+if ct test -f "$mem/memory.max_usage_in_bytes"; then
+  peak=$(ct cat "$mem/memory.max_usage_in_bytes") peak_source="memory.max_usage_in_bytes (cgroup v1)"
+  oom=$(ct awk '$1 == "oom_kill" { print $2 }' "$mem/memory.oom_control")
+elif ct test -f "$mem/memory.peak"; then
+  peak=$(ct cat "$mem/memory.peak") peak_source="memory.peak"
+  oom=$(ct awk '$1 == "oom_kill" { print $2 }' "$mem/memory.events")
+else
+  peak=$current_peak peak_source="max of memory.current sampled every 0.25 s"
+  oom=$(ct awk '$1 == "oom_kill" { print $2 }' "$mem/memory.events")
+fi
+reqs=$(jq -r '.metrics.http_reqs.count // 0' "$work/k6-memory.json" 2>/dev/null || echo 0)
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
+[ "$limit" = 67108864 ] && [ $k6_ok = 0 ] && [ "${oom:-0}" = 0 ] &&
+  [ "$(prop servy.service MainPID)" = "$pid_before" ] && [ "$(prop servy.service NRestarts)" = "$restarts_before" ]
+verdict $? "memory: MemoryMax=64M, 10 VUs, $reqs requests, oom_kill ${oom:-?}; peak $(mib "$peak") ($peak_source), anonymous peak $(mib "$anon_peak") (sampled)"
+ct systemctl set-property --runtime servy.service MemoryMax=infinity
+
+# --- 8. watchdog ----------------------------------------------------------------------------
+mkdir -p "$ct_root/etc/systemd/system/servy.service.d"
+printf '[Service]\nWatchdogSec=%s\n' "$watchdog_test" >"$ct_root/etc/systemd/system/servy.service.d/test-watchdog.conf"
+ct systemctl daemon-reload
+ct systemctl restart servy.service
+http_code "$base/" >/dev/null
+frozen=$(prop servy.service MainPID)
+restarts_before=$(prop servy.service NRestarts)
+cursor=$(ct journalctl -u servy.service -n 0 --show-cursor --no-pager | sed -n 's/^-- cursor: //p')
+freeze=$(now)
+ct sh -c 'kill -STOP "$1"' sh "$frozen" # minbase has no /bin/kill
+replaced() { [ "$(prop servy.service ActiveState)" = active ] && [ "$(prop servy.service MainPID)" != "$frozen" ]; }
+wait_for $((watchdog_test + 10)) replaced && back=$(now) || back=
+timeout_line=$(ct journalctl -u servy.service --after-cursor="$cursor" -o short-unix --no-pager | grep -m1 'Watchdog timeout' || true)
+detect_s=$(elapsed "$freeze" "${timeout_line%% *}")
+code=$(http_code "$base/" || true)
+[ -n "$back" ] && [ -n "$timeout_line" ] && le "$detect_s" "$((watchdog_test + 1))" &&
+  [ "$(prop servy.service NRestarts)" -gt "$restarts_before" ] && [ "$code" = 200 ]
+verdict $? "watchdog: SIGSTOP → timeout after $detect_s s (WatchdogSec=${watchdog_test}s), serving again after $([ -n "$back" ] && elapsed "$freeze" "$back" || echo never) s"
+rm -f "$ct_root/etc/systemd/system/servy.service.d/test-watchdog.conf"
+
+echo "total run time $((SECONDS - started)) s"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
