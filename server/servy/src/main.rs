@@ -1,9 +1,10 @@
 //! servy: the startup story on one screen.
 //!
-//! cli → config → logging → listeners → state → serve both listeners → redirects' first
+//! cli → config → logging → state → listeners → serve both listeners → redirects' first
 //! load → READY → signals until SIGTERM → drain → exit code.
 //!
-//! The listeners serve before READY so that `/readyz` can say "not yet" and the site is
+//! State is built before binding, so everything a config can get wrong is refused (exit
+//! 78) before a socket exists. The listeners serve before READY so that `/readyz` can say "not yet" and the site is
 //! up while a slow redirects source is still loading; READY waits for that first load.
 #![deny(unsafe_code)] // allowed in `listeners` only, at the systemd boundary
 
@@ -35,7 +36,7 @@ use cli::Command;
 use config::Config;
 use listeners::Listeners;
 use metrics::{Metrics, Readiness};
-use redirects::Redirects;
+use redirects::{Redirects, Refresher};
 use router::AppState;
 use serve::Server;
 use signals::{Event, Signals};
@@ -60,24 +61,43 @@ fn run(args: cli::Args) -> Result<(), Failure> {
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
     let config =
         Config::load(args.config.as_deref(), env).map_err(|e| Failure::Config(Box::new(e)))?;
+    if args.command == Command::Serve {
+        logging::init(&config.log);
+        std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
+    }
+    // State, built once and before anything is bound, so a section that cannot run is a
+    // config error (`--check` included): the asset table, the redirects, the metrics.
+    let metrics = Arc::new(Metrics::new());
+    let (redirects, refresher) = Redirects::new(config.redirects.clone(), &metrics)
+        .map_err(|e| Failure::Config(Box::new(e)))?;
     if args.command == Command::Check {
-        // The checks serving would make short of binding: the redirects section builds too.
-        Redirects::new(config.redirects, &Metrics::new())
-            .map_err(|e| Failure::Config(Box::new(e)))?;
         return Ok(());
     }
-    logging::init(&config.log);
-    std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
+    let site: &'static Site = Box::leak(Box::new(Site::new(config.cache.clone())));
+    let state = State {
+        site,
+        metrics,
+        redirects,
+        refresher,
+    };
     let listeners =
         listeners::open(&config.http.listen, &config.metrics.listen).map_err(Failure::startup)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(Failure::startup)?;
-    let result = runtime.block_on(serve(config, listeners));
+    let result = runtime.block_on(serve(config, listeners, state));
     // A CPU profile may still be sampling on a blocking thread; don't wait for it.
     runtime.shutdown_timeout(Duration::from_millis(500));
     result
+}
+
+/// What `main` builds once and hands to the serving steps.
+struct State {
+    site: &'static Site,
+    metrics: Arc<Metrics>,
+    redirects: Redirects,
+    refresher: Refresher,
 }
 
 fn list_assets() -> Result<(), Failure> {
@@ -89,15 +109,15 @@ fn list_assets() -> Result<(), Failure> {
     out.flush().map_err(Failure::startup)
 }
 
-async fn serve(config: Config, listeners: Listeners) -> Result<(), Failure> {
+async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(), Failure> {
     let mut signals = Signals::install().map_err(Failure::startup)?;
-
-    // State, built once: the asset table, the redirects handle, the metric handles.
-    let metrics = Arc::new(Metrics::new());
+    let State {
+        site,
+        metrics,
+        redirects,
+        mut refresher,
+    } = state;
     let readiness = Readiness::default();
-    let site: &'static Site = Box::leak(Box::new(Site::new(config.cache.clone())));
-    let (redirects, mut refresher) = Redirects::new(config.redirects.clone(), &metrics)
-        .map_err(|e| Failure::Config(Box::new(e)))?;
 
     let inherited = listeners.inherited;
     let addrs: Vec<SocketAddr> = listeners
