@@ -1,9 +1,10 @@
 //! Load shedding on the main listener: past `limits.max_concurrency` requests in flight,
 //! answer 503 at once instead of queueing. Second layer on the request path.
 //!
-//! A request counts as in flight until its body has been sent (or dropped), not just
-//! until its head is ready as with tower's `ConcurrencyLimit`: every servy response is
-//! ready in microseconds, so only the bytes still on their way are real load.
+//! A request counts as in flight until the connection has taken its whole body (or
+//! dropped it), not just until its head is ready as with tower's `ConcurrencyLimit`:
+//! every servy response head is ready in microseconds, while a body can wait on the
+//! client (HTTP/2 flow control) for as long as the client likes.
 
 use std::convert::Infallible;
 use std::future::Future;
