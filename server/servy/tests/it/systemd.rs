@@ -153,3 +153,30 @@ fn sigint_stops_too() {
     servy.signal(libc::SIGINT);
     assert_eq!(servy.wait_exit(Duration::from_secs(10)).code(), Some(0));
 }
+
+#[test]
+fn auto_log_format_follows_journal_stream_to_journald() {
+    let servy = Servy::builder().journal_stream().start();
+    assert_eq!(get(servy.http, "/").status, 200);
+    std::thread::sleep(Duration::from_millis(200));
+    let e = servy.stderr();
+    // journald took the lines (a journal on this machine), or servy said it could not
+    // reach it and fell back to text; text without that word means auto did not detect.
+    assert!(
+        e.contains("journald is unreachable") || !e.contains("servy::request"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_journal_stream_that_is_not_stderr_means_text() {
+    // Inherited from a parent whose stderr was the journal; ours is a pipe.
+    let servy = Servy::builder().env("JOURNAL_STREAM", "1:1").start();
+    assert_eq!(get(servy.http, "/").status, 200);
+    assert!(
+        servy.wait_stderr(Duration::from_secs(2), "servy::request"),
+        "{}",
+        servy.stderr()
+    );
+    assert!(!servy.stderr().contains("journald"), "{}", servy.stderr());
+}

@@ -132,6 +132,7 @@ pub struct Builder {
     args: Vec<String>,
     pass_sockets: bool,
     wait_ready: bool,
+    journal_stream: bool,
 }
 
 impl Builder {
@@ -155,6 +156,12 @@ impl Builder {
     /// then the first addresses of `[http] listen` / `[metrics] listen`).
     pub fn without_sockets(mut self) -> Self {
         self.pass_sockets = false;
+        self
+    }
+
+    /// Set `JOURNAL_STREAM` to servy's stderr, as systemd does when stderr is the journal.
+    pub fn journal_stream(mut self) -> Self {
+        self.journal_stream = true;
         self
     }
 
@@ -195,6 +202,7 @@ impl Servy {
             args: Vec::new(),
             pass_sockets: true,
             wait_ready: true,
+            journal_stream: false,
         }
     }
 
@@ -209,9 +217,13 @@ impl Servy {
 
         let mut cmd = Command::new("/bin/sh");
         // `exec` keeps the pid, so `$$` is servy's pid, as systemd sets LISTEN_PID.
-        cmd.arg("-c")
-            .arg(r#"LISTEN_PID=$$ exec "$0" "$@""#)
-            .arg(binary());
+        // systemd's JOURNAL_STREAM is the device and inode of the stream on stderr.
+        let script = if b.journal_stream {
+            r#"JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) LISTEN_PID=$$ exec "$0" "$@""#
+        } else {
+            r#"LISTEN_PID=$$ exec "$0" "$@""#
+        };
+        cmd.arg("-c").arg(script).arg(binary());
         cmd.arg("--config").arg(&config).args(&b.args);
         cmd.env_clear();
         if let Some(path) = std::env::var_os("PATH") {
