@@ -225,7 +225,9 @@ mod tests {
     fn bind_failure_names_the_address() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        let e = bind("http", &[addr]).expect_err("address in use").to_string();
+        let e = bind("http", &[addr])
+            .expect_err("address in use")
+            .to_string();
         assert!(e.contains(&addr.to_string()) && e.contains("http"), "{e}");
     }
 }
