@@ -216,8 +216,13 @@ impl Default for LimitsConfig {
 pub struct ConfigError(String);
 
 impl fmt::Display for ConfigError {
+    /// Always one line: a reason quoted from a parser may carry newlines of its own.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        let mut lines = self.0.lines().map(str::trim).filter(|l| !l.is_empty());
+        if let Some(first) = lines.next() {
+            f.write_str(first)?;
+        }
+        lines.try_for_each(|l| write!(f, " {l}"))
     }
 }
 
@@ -875,6 +880,25 @@ format = "auto"
         assert!(parse_duration("").is_err());
         assert!(parse_duration("5w").is_err());
         assert!(parse_duration("99999999999999999999h").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn durations_never_panic_and_round_trip(text in "\\PC{0,12}", n in 0u64..1_000_000) {
+            let _ = parse_duration(&text);
+            proptest::prop_assert_eq!(parse_duration(&format!("{n}s")), Ok(Duration::from_secs(n)));
+            proptest::prop_assert_eq!(parse_duration(&format!("{n}ms")), Ok(Duration::from_millis(n)));
+        }
+
+        #[test]
+        fn any_environment_value_loads_or_is_refused_in_one_line(value in "\\PC{0,40}") {
+            for var in ["SERVY_HTTP_LISTEN", "SERVY_REDIRECTS_STATUS", "SERVY_LOG_LEVEL", "SERVY_PORT"] {
+                let env = [(var.to_string(), value.clone())];
+                if let Err(e) = Config::load(None, env) {
+                    proptest::prop_assert!(!e.to_string().contains('\n'), "{}", e);
+                }
+            }
+        }
     }
 
     #[test]
