@@ -81,8 +81,7 @@ fn raw_bytes_on_the_wire() {
     let servy = Servy::start("");
     // A UTF-8 name sent unencoded (some clients do) names the same file as its
     // percent-encoded form; invalid UTF-8 and control bytes are refused.
-    let req =
-        b"GET /caf\xc3\xa9.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec();
+    let req = b"GET /caf\xc3\xa9.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec();
     let r = crate::support::http::parse(&raw(servy.http, &req), false).expect("a response");
     assert_eq!(r.status, 200);
     assert!(r.body == demo_file("café.html"));
