@@ -10,7 +10,7 @@
 # The container shares the host's network: servy listens on free loopback ports
 # (SERVY_TEST_PORT, default a free one in 20000-29999; metrics +1, redirects stub +10)
 # and k6 runs on the host. Every wait has a timeout; the container is always torn down.
-set -euo pipefail
+set -Eeuo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 started=$SECONDS
@@ -82,6 +82,7 @@ cleanup() {
   exit $status
 }
 trap cleanup EXIT
+trap 'echo "run.sh: line $LINENO: \"$BASH_COMMAND\" failed" >&2' ERR
 trap 'exit 130' INT TERM
 
 cp -a "$root" "$work/root"
@@ -139,6 +140,11 @@ if ct sh -c 'grep -q " /sys/fs/cgroup/memory .*ro," /proc/self/mounts'; then
   wait_for 20 booted
 fi
 
+# From here on a failing command is a failed check, not the end of the run: every check
+# reports PASS or FAIL itself, and the summary decides the exit status.
+set +e
+trap - ERR
+
 prop() { ct systemctl show -p "$2" --value "$1"; }
 http_code() { curl -sS -m 10 -o /dev/null -w '%{http_code}' "$@" || true; }
 
@@ -151,17 +157,33 @@ first=$(curl -sS -m 10 -o /dev/null -w '%{http_code} %{time_total}' "$base/") ||
 state=$(prop servy.service ActiveState)
 [ "${first% *}" = 200 ] && [ "$state" = active ]
 verdict $? "activation: first request answered ${first% *} in ${first#* } s (start included); servy.service is $state"
+metrics=$(http_code "http://127.0.0.1:$metrics_port/metrics")
+readyz=$(http_code "http://127.0.0.1:$metrics_port/readyz")
+[ "$metrics" = 200 ] && [ "$readyz" = 200 ]
+verdict $? "activation: the metrics socket reaches the same servy: /metrics $metrics, /readyz $readyz"
 
 # --- 2. readiness and status ----------------------------------------------------------------
 type=$(prop servy.service Type)
 status_text=$(prop servy.service StatusText)
+[ "$type" = notify ] && [ -n "$status_text" ] &&
+  ct systemctl status servy.service --no-pager 2>/dev/null | grep -q "Status: \"$status_text\""
+verdict $? "status: Type=$type; systemctl status shows STATUS=\"$status_text\""
+# servy sends READY=1 only after its first redirects load; with the stub answering after
+# 2 s, systemd must hold the unit in "activating" for those 2 s, then call it active.
+stub_mode() { curl -sS -m 5 -o /dev/null -X POST "http://127.0.0.1:$stub_port/control/mode/$1"; }
+stub_mode 'delay?ms=2000'
+ct systemctl restart --no-block servy.service
+activating() { [ "$(prop servy.service ActiveState)" = activating ]; }
+is_active() { [ "$(prop servy.service ActiveState)" = active ]; }
+wait_for 5 activating && seen=activating || seen="never activating"
+readyz=$(curl -sS -m 1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$metrics_port/readyz" 2>/dev/null || true)
+wait_for 15 is_active || true
 exec_start=$(prop servy.service ExecMainStartTimestampMonotonic)
 active_enter=$(prop servy.service ActiveEnterTimestampMonotonic)
 ready_ms=$(((active_enter - exec_start) / 1000))
-[ "$type" = notify ] && [ "$active_enter" -gt "$exec_start" ]
-verdict $? "readiness: Type=$type; active ${ready_ms} ms after exec, when READY=1 arrived"
-ct systemctl status servy.service --no-pager 2>/dev/null | grep -q "Status: \"$status_text\"" && [ -n "$status_text" ]
-verdict $? "status: systemctl status shows STATUS=\"$status_text\""
+stub_mode ok
+[ "$seen" = activating ] && is_active && [ "$ready_ms" -ge 2000 ]
+verdict $? "readiness: $seen (/readyz ${readyz:-none}) until READY=1, active ${ready_ms} ms after exec behind a 2 s redirects source"
 
 # --- 3. journald ----------------------------------------------------------------------------
 cursor=$(ct journalctl -u servy.service -n 0 --show-cursor --no-pager | sed -n 's/^-- cursor: //p')
@@ -199,12 +221,21 @@ redirect() { curl -sS -m 10 -o /dev/null -w '%{http_code} %{redirect_url}' "$bas
 got=$(redirect)
 [ "$got" = "308 $alias_target" ]
 verdict $? "redirects: /$alias_name → $got (stub on the host's loopback)"
-kill "$stub_pid" && wait "$stub_pid" 2>/dev/null || true
+# systemctl reload runs the unit's ExecReload, SIGHUP: servy refetches at once.
+stub_count() { curl -sS -m 5 "http://127.0.0.1:$stub_port/control/count" || echo 0; }
+count_before=$(stub_count)
+ct systemctl reload servy.service
+refetched() { [ "$(stub_count)" -gt "$count_before" ]; }
+wait_for 5 refetched
+verdict $? "reload: systemctl reload → SIGHUP → refetch (stub requests $count_before → $(stub_count))"
+kill "$stub_pid"
+wait "$stub_pid" 2>/dev/null
 stub_pid=
 pid_before=$(prop servy.service MainPID)
-# systemctl reload runs the unit's ExecReload (SIGHUP): a refetch, which now fails.
+# A refetch that now fails (after min_refresh_interval, 1 s, from the last one).
+sleep 1.1
 ct systemctl reload servy.service
-sleep 1.5
+sleep 1
 got=$(redirect)
 [ "$got" = "308 $alias_target" ] && [ "$(prop servy.service MainPID)" = "$pid_before" ]
 verdict $? "redirects: stub stopped, reloaded: /$alias_name still → $got (last good map)"
@@ -259,9 +290,11 @@ stop_s=$(elapsed "$stop_start" "$(now)")
 wait "$slow_pid" && slow_ok=0 || slow_ok=1
 read -r slow_status slow_bytes slow_s <"$work/slowget.out" || true
 result=$(prop servy.service Result)
-[ $slow_ok = 0 ] && [ "$slow_status" = 200 ] && cmp -s "$work/slow" "$work/full" && [ "$result" = success ] &&
-  [ "$at_stop" -lt "$((size - 65536))" ]
-verdict $? "graceful stop: $asset ($size bytes) finished intact (${slow_bytes:-0} bytes in ${slow_s:-?} s) though only $at_stop were received at the stop; stop took $stop_s s; Result=$result"
+# More than the socket buffers hold was still unsent at the stop, so servy itself had to
+# finish it; and within limits.shutdown_grace (10 s).
+[ "$slow_ok" = 0 ] && [ "$slow_status" = 200 ] && cmp -s "$work/slow" "$work/full" && [ "$result" = success ] &&
+  [ "$at_stop" -lt "$((size - 65536))" ] && le "$stop_s" 10
+verdict $? "graceful stop: $asset: ${slow_bytes:-0} of $size bytes arrived intact in ${slow_s:-?} s, $at_stop of them before the stop; stop took $stop_s s; Result=$result"
 
 # --- 5. zero-downtime restart ---------------------------------------------------------------
 http_code "$base/" >/dev/null # activate again
@@ -282,9 +315,9 @@ wait "$k6_pid" && k6_ok=0 || k6_ok=1
 reqs=$(jq -r '.metrics.http_reqs.count // 0' "$work/k6-restart.json" 2>/dev/null || echo 0)
 fails=$(jq -r '.metrics.http_req_failed.passes // "?"' "$work/k6-restart.json" 2>/dev/null || echo "?")
 distinct=$(printf '%s\n' "${pids[@]}" | sort -u | wc -l)
-[ $k6_ok = 0 ] && [ "$reqs" -gt 0 ] && [ "$fails" = 0 ] && [ "$distinct" = 5 ]
+[ "$k6_ok" = 0 ] && [ "$reqs" -gt 0 ] && [ "$fails" = 0 ] && [ "$distinct" = 5 ]
 verdict $? "zero-downtime restart: 5 restarts (${restart_times[*]} s) under 10 VUs: $reqs requests, $fails failed"
-[ $k6_ok = 0 ] || tail -n 20 "$work/k6-restart.log" | sed 's/^/    /'
+[ "$k6_ok" = 0 ] || tail -n 20 "$work/k6-restart.log" | sed 's/^/    /'
 
 # --- 7. memory ------------------------------------------------------------------------------
 ct systemctl set-property --runtime servy.service MemoryMax=64M
@@ -327,7 +360,7 @@ else
 fi
 reqs=$(jq -r '.metrics.http_reqs.count // 0' "$work/k6-memory.json" 2>/dev/null || echo 0)
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
-[ "$limit" = 67108864 ] && [ $k6_ok = 0 ] && [ "${oom:-0}" = 0 ] &&
+[ "$limit" = 67108864 ] && ct grep -qx "$pid_before" "$mem/cgroup.procs" && [ "$k6_ok" = 0 ] && [ "${oom:-0}" = 0 ] &&
   [ "$(prop servy.service MainPID)" = "$pid_before" ] && [ "$(prop servy.service NRestarts)" = "$restarts_before" ]
 verdict $? "memory: MemoryMax=64M, 10 VUs, $reqs requests, oom_kill ${oom:-?}; peak $(mib "$peak") ($peak_source), anonymous peak $(mib "$anon_peak") (sampled)"
 ct systemctl set-property --runtime servy.service MemoryMax=infinity
@@ -352,6 +385,18 @@ code=$(http_code "$base/" || true)
   [ "$(prop servy.service NRestarts)" -gt "$restarts_before" ] && [ "$code" = 200 ]
 verdict $? "watchdog: SIGSTOP → timeout after $detect_s s (WatchdogSec=${watchdog_test}s), serving again after $([ -n "$back" ] && elapsed "$freeze" "$back" || echo never) s"
 rm -f "$ct_root/etc/systemd/system/servy.service.d/test-watchdog.conf"
+
+# --- the private-network variant ------------------------------------------------------------
+# The shipped drop-in: the site is still served through the passed socket, while servy
+# itself can no longer reach the stub on the same loopback.
+cp "$repo/server/systemd/servy.service.d/private-network.conf" "$ct_root/etc/systemd/system/servy.service.d/"
+ct systemctl daemon-reload
+ct systemctl restart servy.service
+code=$(http_code "$base/")
+alias_code=$(http_code "$base/$alias_name")
+score=$(ct systemd-analyze security servy.service --no-pager | sed -n 's/.*Overall exposure level for servy.service: \([0-9.]*\).*/\1/p')
+[ "$code" = 200 ] && [ "$alias_code" = 404 ] && le "${score:-99}" 0.6
+verdict $? "private network: / $code through the passed socket, /$alias_name $alias_code (no fetch possible), exposure ${score:-unknown} (limit 0.6)"
 
 echo "total run time $((SECONDS - started)) s"
 echo "$passed passed, $failed failed"

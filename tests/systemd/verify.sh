@@ -3,8 +3,9 @@
 # score of servy.service (`systemd-analyze security --offline=yes`), failing above
 #   1.2  as shipped (redirects may be fetched from a URL, so the network stays), and
 #   0.6  with servy.service.d/private-network.conf (no network beyond the passed sockets).
-# Fast and needs no root. SERVY_BINDIR names the directory holding the servy binary
-# that @bindir@ stands for; default: the workspace's release or debug build.
+# Also checks the example servy.toml with `servy --check`. Fast; needs no root.
+# SERVY_BINDIR names the directory holding the servy binary that @bindir@ stands for;
+# default: the workspace's release or debug build.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 units=server/systemd
@@ -54,14 +55,22 @@ exposure() {
     sed -n 's/.*Overall exposure level for servy.service: \([0-9.]*\).*/\1/p'
 }
 
-for variant in "plain 1.2" "private 0.6"; do
-  set -- $variant
-  score=$(exposure "$tmp/$1")
-  if [ -n "$score" ] && awk -v s="$score" -v m="$2" 'BEGIN { exit !(s <= m) }'; then
-    echo "PASS security servy.service ($1): exposure $score (limit $2)"
+for variant in plain:1.2 private:0.6; do
+  name=${variant%:*} limit=${variant#*:}
+  score=$(exposure "$tmp/$name")
+  if [ -n "$score" ] && awk -v s="$score" -v m="$limit" 'BEGIN { exit !(s <= m) }'; then
+    echo "PASS security servy.service ($name): exposure $score (limit $limit)"
   else
-    echo "FAIL security servy.service ($1): exposure ${score:-unknown} (limit $2)"
+    echo "FAIL security servy.service ($name): exposure ${score:-unknown} (limit $limit)"
     failed=1
   fi
 done
+# The example configuration install.sh ships must stay valid for the servy it ships with.
+if out=$("$bindir/servy" --check --config "$units/servy.toml" 2>&1); then
+  echo "PASS servy --check servy.toml"
+else
+  echo "FAIL servy --check servy.toml"
+  printf '%s\n' "$out" | sed 's/^/    /'
+  failed=1
+fi
 exit $failed
