@@ -188,6 +188,8 @@ def main() -> int:
         "nginx and static-web-server serve precompressed .gz files; nginx-light has no brotli module "
         "and Python's standard library writes no .br, so they offer gzip only, while servy has br/gzip/zstd.",
         "static-web-server answers aliases with 301 (it offers 301 and 302 only); servy and nginx with 308.",
+        "failed: k6's failed requests plus failed checks, or wrk's socket errors plus non-2xx/3xx responses.",
+        "CPU µs per request is also CPU ms per 1,000 requests (report.json has cpu_s_per_1k).",
     ]
     sws = args.sws or find_sws()
     if "static-web-server" in servers and sws is None:

@@ -95,8 +95,8 @@ def markdown(meta: dict, table: dict, ratio: dict) -> str:
         lines += ["| load | CPU per request | requests/s | p99 |", "|---|---:|---:|---:|"]
         for load, r in ratio.items():
             lines.append(f"| {load} | {r['cpu_per_req']:.2f} | {r['req_per_s']:.2f} | {r['p99']:.2f} |")
-    for note in meta.get("notes", []):
-        lines += ["", f"- {note}"]
+    if meta.get("notes"):
+        lines += [""] + [f"- {note}" for note in meta["notes"]]
     return "\n".join(lines) + "\n"
 
 
