@@ -205,16 +205,18 @@ for p in "${!sent[@]}"; do
   read -r code size <<<"${sent[$p]}"
   mine=$(jq -c --arg p "$p" 'select(.PATH == $p)' <<<"$entries")
   n=$(grep -c . <<<"$mine" || true)
-  fields=$(jq -r '[.STATUS, .BYTES, .DURATION // .DURATION_MS // .DURATION_US // empty] | map(tostring) | join(" ")' <<<"$mine" | head -n1)
+  fields=$(jq -r '[.METHOD, .STATUS, .BYTES, .DURATION_US // .DURATION // empty] | map(tostring) | join(" ")' <<<"$mine" | head -n1)
   logged_status=$(jq -r '.STATUS' <<<"$mine" | head -n1)
-  if [ "$n" = 1 ] && [ "$logged_status" = "$code" ] && [ "$(wc -w <<<"$fields")" = 3 ]; then
-    echo "    $p: one entry, status bytes duration = $fields (client saw $code, $size bytes)"
+  if [ "$n" = 1 ] && [ "$logged_status" = "$code" ] && [ "$(wc -w <<<"$fields")" = 4 ]; then
+    echo "    $p: one entry, method status bytes duration = $fields (client saw $code, $size bytes)"
   else
     echo "    $p: $n entries, fields '$fields' (client saw $code)"
     ok=1
   fi
 done
-verdict $ok "journald: one entry per request with path, status, bytes and duration (${#sent[@]} requests)"
+names=$(ct journalctl -u servy.service -o json --no-pager --after-cursor="$cursor" |
+  jq -rs 'map(select(.F_PATH? // .PATH?)) | first | keys | map(select(test("^_") | not)) | join(" ")')
+verdict $ok "journald: one entry per request with method, path, status, bytes and duration (${#sent[@]} requests; fields: $names)"
 
 # --- 9. redirects (early: later checks restart servy) ---------------------------------------
 redirect() { curl -sS -m 10 -o /dev/null -w '%{http_code} %{redirect_url}' "$base/$alias_name" || true; }
