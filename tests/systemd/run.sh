@@ -100,6 +100,10 @@ done
 printf 'SendBuffer=16K\n' >>"$ct_root/etc/systemd/system/servy.socket.d/test-port.conf"
 systemctl --root="$ct_root" enable servy.socket servy-metrics.socket >/dev/null 2>&1
 cat >"$ct_root/etc/servy/servy.toml" <<EOF
+# No metrics listener of servy's own: only the one systemd passes (or none).
+[metrics]
+listen = []
+
 [redirects]
 source = "http://127.0.0.1:$stub_port/redirects.txt"
 refresh_interval = "1m"
@@ -399,6 +403,19 @@ alias_code=$(http_code "$base/$alias_name")
 score=$(ct systemd-analyze security servy.service --no-pager | sed -n 's/.*Overall exposure level for servy.service: \([0-9.]*\).*/\1/p')
 [ "$code" = 200 ] && [ "$alias_code" = 404 ] && le "${score:-99}" 0.6
 verdict $? "private network: / $code through the passed socket, /$alias_name $alias_code (no fetch possible), exposure ${score:-unknown} (limit 0.6)"
+
+# --- a masked metrics socket ------------------------------------------------------------------
+# Who wants no metrics listener masks the socket (NixOS does); servy must still start and
+# serve. install.sh put the unit in /etc, where a mask is the unit replaced by /dev/null.
+rm -f "$ct_root/etc/systemd/system/servy.service.d/private-network.conf"
+ct systemctl stop servy-metrics.socket servy.service 2>/dev/null
+ln -sf /dev/null "$ct_root/etc/systemd/system/servy-metrics.socket"
+ct systemctl daemon-reload
+code=$(http_code "$base/")
+metrics=$(curl -sS -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null || true)
+state=$(prop servy.service ActiveState)
+[ "$code" = 200 ] && [ "$state" = active ] && [ "$metrics" = 000 ]
+verdict $? "masked metrics socket: servy.service $state, / $code, metrics port: ${metrics/#000/closed}"
 
 echo "total run time $((SECONDS - started)) s"
 echo "$passed passed, $failed failed"
