@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The shipped units under a real systemd: boots a minimal Debian in systemd-nspawn,
 # installs the release servy with server/systemd/install.sh, and checks what the units
-# promise. Prints PASS/FAIL per check with what was measured, then "N passed, M failed".
+# promise: socket activation, readiness and STATUS=, journald fields, redirects and
+# reload, the sandbox, a graceful stop, zero-downtime restarts under k6, MemoryMax, the
+# watchdog, the private-network drop-in and a masked metrics socket. Prints PASS/FAIL per
+# check with what was measured, then "N passed, M failed"; exits non-zero on a failure.
 #
 #   sudo tests/systemd/run.sh
 #
-# Needs root, debootstrap, systemd-nspawn, curl, k6, python3. The Debian root is built
+# Needs root, debootstrap, systemd-nspawn, curl, jq, k6, python3. The Debian root is built
 # once and cached outside the repository (see root.sh); each run boots a fresh copy.
 # The container shares the host's network: servy listens on free loopback ports
 # (SERVY_TEST_PORT, default a free one in 20000-29999; metrics +1, redirects stub +10)
@@ -16,7 +19,7 @@ repo=$(cd "$here/../.." && pwd)
 started=$SECONDS
 
 [ "$(id -u)" = 0 ] || { echo "run.sh: needs root (debootstrap, systemd-nspawn)" >&2; exit 2; }
-for tool in debootstrap systemd-nspawn nsenter curl k6 python3; do
+for tool in debootstrap systemd-nspawn systemctl nsenter pgrep curl jq k6 python3; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (tests/install-deps.sh)" >&2; exit 2; }
 done
 
@@ -122,7 +125,7 @@ stub_pid=$!
 
 # --- boot ---------------------------------------------------------------------------------
 boot_start=$(now)
-systemd-nspawn --boot --register=no --keep-unit --quiet --machine=servy-test \
+systemd-nspawn --boot --register=no --keep-unit --quiet --machine="servy-test-$port" \
   --directory="$ct_root" </dev/null >"$work/console.log" 2>&1 &
 nspawn_pid=$!
 pid1=

@@ -8,10 +8,18 @@ A tiny buffer matters: with the kernel's default buffers a small file would sit 
 in socket queues and the server would be done before the stop, proving nothing.
 Prints `<status> <body bytes> <seconds>`; exits 1 on a short or broken response.
 """
+import os
 import socket
 import sys
 import time
 from urllib.parse import urlsplit
+
+
+def report(progress, received):
+    """Replaces PROGRESS atomically, so a reader never sees it empty."""
+    with open(progress + ".tmp", "w") as p:
+        p.write(str(received))
+    os.replace(progress + ".tmp", progress)
 
 
 def main():
@@ -42,16 +50,14 @@ def main():
     with open(out, "wb") as f:
         f.write(body)
         while length is None or received < length:
-            with open(progress, "w") as p:
-                p.write(str(received))
+            report(progress, received)
             time.sleep(tick)
             part = sock.recv(chunk)
             if not part:
                 break
             f.write(part)
             received += len(part)
-    with open(progress, "w") as p:
-        p.write(str(received))
+    report(progress, received)
     print(f"{status} {received} {time.monotonic() - start:.2f}")
     return 0 if length is not None and received == length else 1
 
