@@ -50,5 +50,7 @@ if [ ! -x "$root/lib/systemd/systemd" ]; then
   echo servy-test >"$tmp/root/etc/hostname"
   rm -rf "$root"
   mv "$tmp/root" "$root"
+  # Roots of older package lists are never used again.
+  find "$cache" -maxdepth 1 -name "$suite-*" ! -path "$root" -exec rm -rf {} +
 fi
 echo "$root"

@@ -166,8 +166,10 @@ state=$(prop servy.service ActiveState)
 verdict $? "activation: first request answered ${first% *} in ${first#* } s (start included); servy.service is $state"
 metrics=$(http_code "http://127.0.0.1:$metrics_port/metrics")
 readyz=$(http_code "http://127.0.0.1:$metrics_port/readyz")
-[ "$metrics" = 200 ] && [ "$readyz" = 200 ]
-verdict $? "activation: the metrics socket reaches the same servy: /metrics $metrics, /readyz $readyz"
+# The sandbox must leave the process metrics working (the start time comes from /proc/stat).
+started_at=$(curl -sS -m 5 "http://127.0.0.1:$metrics_port/metrics" | awk '$1 == "process_start_time_seconds" { print $2 }')
+[ "$metrics" = 200 ] && [ "$readyz" = 200 ] && le 1 "${started_at:-0}"
+verdict $? "activation: the metrics socket reaches the same servy: /metrics $metrics, /readyz $readyz, process_start_time_seconds ${started_at:-missing}"
 
 # --- 2. readiness and status ----------------------------------------------------------------
 type=$(prop servy.service Type)
