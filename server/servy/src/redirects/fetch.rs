@@ -38,6 +38,9 @@ pub enum Failure {
     Empty,
     /// Reading the local file failed.
     Io(io::ErrorKind),
+    /// No HTTP client could be built (e.g. a machine without CA certificates). The site
+    /// still serves; each refresh tries again and says why it cannot fetch.
+    Client(String),
 }
 
 impl Failure {
@@ -52,6 +55,7 @@ impl Failure {
             Failure::NotUtf8 => "not_utf8",
             Failure::Empty => "empty",
             Failure::Io(_) => "io",
+            Failure::Client(_) => "client",
         }
     }
 
@@ -77,6 +81,7 @@ impl fmt::Display for Failure {
             Failure::NotUtf8 => f.write_str("body is not UTF-8 text"),
             Failure::Empty => f.write_str("no valid redirect line"),
             Failure::Io(kind) => write!(f, "read failed: {kind}"),
+            Failure::Client(reason) => write!(f, "no HTTP client: {reason}"),
         }
     }
 }
@@ -109,7 +114,8 @@ pub struct Fetcher {
 
 enum Source {
     Url {
-        client: reqwest::Client,
+        /// Built once; an error here must not stop servy from serving its site.
+        client: Result<reqwest::Client, String>,
         url: Url,
         cache_bust: Option<String>,
     },
@@ -124,7 +130,7 @@ impl Fetcher {
                 let url = Url::parse(url)
                     .map_err(|e| BuildError(format!("redirects.source {url:?}: {e}")))?;
                 Source::Url {
-                    client: client(config)?,
+                    client: client(config, url.scheme() == "https"),
                     url,
                     cache_bust: config.cache_bust.clone(),
                 }
@@ -152,7 +158,10 @@ impl Fetcher {
                 client,
                 url,
                 cache_bust,
-            } => self.fetch_url(client, url, cache_bust.as_deref()).await,
+            } => match client {
+                Ok(client) => self.fetch_url(client, url, cache_bust.as_deref()).await,
+                Err(reason) => Err(Failure::Client(reason.clone())),
+            },
             // A FIFO or a hung network mount must not wedge the refresher either.
             Source::File(path) => tokio::time::timeout(self.timeout, self.read_file(path))
                 .await
@@ -248,16 +257,30 @@ impl Fetcher {
 
 /// One client for the process's life: connection reuse, rustls with the ring provider and
 /// the platform's roots, both timeouts, and a User-Agent upstream logs can recognise.
-fn client(config: &RedirectsConfig) -> Result<reqwest::Client, BuildError> {
+fn client(config: &RedirectsConfig, https: bool) -> Result<reqwest::Client, String> {
     // reqwest is built without a default crypto provider; installing one twice is harmless
     // (the error only says one is there already).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if !https {
+        // A plain-http source needs no certificate roots, so a machine without any
+        // (a minimal container) can still fetch it.
+        builder = builder.tls_certs_only(std::iter::empty());
+    }
+    builder
         .connect_timeout(config.connect_timeout)
         .timeout(config.timeout)
         .user_agent(concat!("servy/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| BuildError(format!("redirects HTTP client: {e}")))
+        .map_err(|e| {
+            let mut reason = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                reason = format!("{reason}: {s}");
+                source = s.source();
+            }
+            reason
+        })
 }
 
 #[cfg(test)]

@@ -497,3 +497,29 @@ fn an_upstream_that_recovers_is_loaded_by_a_later_refresh() {
     );
     assert_eq!(metric(&servy, "servy_redirects_defined"), Some(2.0));
 }
+
+/// Regression: on a machine without CA certificates (a minimal container) building the
+/// HTTP client failed and servy exited 78, so the site was not served at all. Now an
+/// https source only fails its refreshes, and a plain-http source needs no roots.
+#[test]
+fn a_machine_without_ca_certificates_still_serves_and_fetches_plain_http() {
+    let no_roots = [
+        ("SSL_CERT_FILE", "/nonexistent/ca.pem"),
+        ("SSL_CERT_DIR", "/nonexistent"),
+    ];
+    let https = Servy::builder()
+        .config("[redirects]\nsource = \"https://127.0.0.1:9/redirects.txt\"\n")
+        .env(no_roots[0].0, no_roots[0].1)
+        .env(no_roots[1].0, no_roots[1].1)
+        .start();
+    assert_eq!(get(https.http, "/").status, 200);
+    assert_eq!(refreshes(&https, "client"), 1.0);
+
+    let stub = Stub::start(FILE);
+    let http = Servy::builder()
+        .config(&format!("[redirects]\nsource = {:?}\n", stub.url()))
+        .env(no_roots[0].0, no_roots[0].1)
+        .env(no_roots[1].0, no_roots[1].1)
+        .start();
+    assert_eq!(get(http.http, "/gh").status, 308);
+}
