@@ -23,6 +23,8 @@ METRICS = [
     ("failed", "failed", "{:.0f}", "lower"),
     ("cpu_s_per_1k", "CPU s / 1k req", "{:.3f}", "lower"),
     ("cpu_us_per_req", "CPU µs / req", "{:.1f}", "lower"),
+    # Below 100%, the server was not the limit: the client was (or the network path).
+    ("cpu_busy_pct", "server CPU %", "{:.0f}", "lower"),
     ("rss_anon_mib", "RssAnon MiB", "{:.1f}", "lower"),
     ("rss_mib", "RSS MiB", "{:.1f}", "lower"),
 ]
@@ -41,6 +43,7 @@ def derive(run: dict) -> dict:
         "failed": run["failed"],
         "cpu_s_per_1k": run["cpu_s"] / req * 1000,
         "cpu_us_per_req": run["cpu_s"] / req * 1e6,
+        "cpu_busy_pct": run["cpu_s"] / dur * 100,
         "rss_anon_mib": run["rss_anon_peak_kib"] / 1024,
         "rss_mib": run["rss_peak_kib"] / 1024,
     }
