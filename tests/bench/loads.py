@@ -8,6 +8,7 @@ wrk with 32 connections shows the server's ceiling.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def wrk(url: str, request_paths: Path, connections: int, duration_s: int, cpu: i
     script.write_text(WRK_SCRIPT)
     cmd = ["taskset", "-c", str(cpu), "wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency",
            "-s", str(script), url]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={"WRK_PATHS": str(request_paths), "PATH": _path()})
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, WRK_PATHS=str(request_paths)))
     (out / "wrk.log").write_text(proc.stdout + proc.stderr)
     line = next((l for l in proc.stdout.splitlines() if l.startswith("WRKJSON ")), None)
     if proc.returncode != 0 or line is None:
@@ -92,8 +93,3 @@ def wrk(url: str, request_paths: Path, connections: int, duration_s: int, cpu: i
         "thresholds_ok": r["errors"] + r["status_errors"] == 0,
     }
 
-
-def _path() -> str:
-    import os
-
-    return os.environ.get("PATH", "/usr/bin:/bin")

@@ -11,6 +11,7 @@ processes, keeping the peak.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -106,8 +107,6 @@ class Meter:
 
 def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
     """Block until something accepts on host:port."""
-    import socket
-
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -120,8 +119,6 @@ def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -200,10 +200,6 @@ http {{
         )
         return ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
 
-    def stop(self) -> None:
-        # SIGQUIT is nginx's graceful stop; SIGTERM is fast shutdown, fine here.
-        super().stop()
-
 
 class StaticWebServer(Server):
     name = "static-web-server"
