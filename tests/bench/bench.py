@@ -12,6 +12,7 @@ report.html in the output directory; --profile adds a flamegraph of servy under 
     tests/bench/bench.py                      # full size, 3 rounds of 30 s, all servers
     tests/bench/bench.py --quick              # smoke: small site, 1 round of 3 s
     tests/bench/bench.py --servers servy,nginx --rounds 5 --profile
+    echo /robots.txt > one.txt; tests/bench/bench.py --servers servy,nginx --loads wrk --wrk-paths one.txt
 
 Exits 1 if any request failed or any k6 threshold did not hold (after writing the
 report), 2 on setup errors. Needs: python3, cargo, k6, wrk, nginx, taskset; optional
@@ -165,6 +166,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, help="output dir (default tests/out/bench-<timestamp>)")
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--client-cpu", type=int, default=1)
+    ap.add_argument("--wrk-paths", type=Path, help="paths for wrk, one per line (default: every path and alias)")
     ap.add_argument("--profile", action="store_true", help="flamegraph of servy under wrk (perf + inferno)")
     ap.add_argument("--servy", type=Path, help="use this servy binary (built with the same site) instead of building")
     ap.add_argument("--stub", type=Path, help="use this servy-stub binary instead of building")
@@ -209,7 +211,8 @@ def main() -> int:
     site, redirects_file = gen / "site", gen / "redirects.txt"
     paths, aliases = gen / "paths.txt", gen / "aliases.txt"
     request_paths = out / "requests.txt"
-    request_paths.write_text(paths.read_text() + aliases.read_text())
+    # wrk cycles over these; --wrk-paths isolates the fixed cost of one kind of request.
+    request_paths.write_text(args.wrk_paths.read_text() if args.wrk_paths else paths.read_text() + aliases.read_text())
     redirects = parse_redirects(redirects_file)
 
     precompressed = gen / "site-precompressed"
