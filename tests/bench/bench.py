@@ -176,6 +176,13 @@ def main() -> int:
     if args.quick:
         args.scale, args.rounds, args.duration = min(args.scale, 0.05), 1, min(args.duration, 3)
 
+    usable = sorted(os.sched_getaffinity(0))
+    if args.server_cpu not in usable or args.client_cpu not in usable or args.server_cpu == args.client_cpu:
+        # A one-CPU machine (some CI runners): share it, and say so; figures are then rough.
+        args.server_cpu = args.server_cpu if args.server_cpu in usable else usable[0]
+        others = [c for c in usable if c != args.server_cpu]
+        args.client_cpu = args.client_cpu if args.client_cpu in others else (others or usable)[0]
+        log(f"CPUs {usable} usable: server on {args.server_cpu}, load generator on {args.client_cpu}")
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     wanted_loads = [l.strip() for l in args.loads.split(",") if l.strip()]
     bad = [s for s in servers if s not in ALL_SERVERS] + [l for l in wanted_loads if l not in ALL_LOADS]
