@@ -107,8 +107,9 @@ pub enum Served {
 /// One request, in order:
 ///
 /// 1. GET and HEAD only; anything else is 405 with `Allow`.
-/// 2. Normalise the path once (or refuse it: 400/404).
-/// 3. Site: embedded asset → conditional (304) → encoding → range (206/416).
+/// 2. Normalise the path once (or refuse it: 400/414).
+/// 3. Site: embedded asset → encoding → conditional (304) → range (206/416). The
+///    encoding comes first because each representation has its own ETag.
 ///    Files always win over aliases, so a redirect can never shadow a page.
 /// 4. Redirect alias → 30x + `Location`.
 /// 5. Not found: `404.html` or a plain 404; the miss nudges the redirects refresher
