@@ -13,16 +13,9 @@
     ${helpers}
     import json
 
-    start_all()
-    redirects.wait_for_unit("servy-stub.service")
-    redirects.wait_for_open_port(9000)
-    server.wait_for_unit("servy.socket")
-    client.wait_for_unit("multi-user.target")
+    start_activated()
 
     with subtest("k6: 10 users, 30 s, every check passes, no request fails"):
-        # The first request starts servy and its first redirects load, so aliases resolve.
-        client.succeed("curl -sf -o /dev/null http://server:8080/")
-        server.wait_until_succeeds("curl -sf http://127.0.0.1:8081/readyz")
         code, out = client.execute(
             "k6test --url http://server:8080"
             " --paths ${site}/paths.txt --aliases ${site}/aliases.txt"

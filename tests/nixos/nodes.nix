@@ -43,6 +43,17 @@ in {
         assert m, f"no exposure level in:\n{out}"
         return float(m.group(1))
 
+    def start_activated():
+        """Boot every node; the first request starts servy (socket activation) and its
+        first redirects load, so aliases resolve from then on."""
+        start_all()
+        redirects.wait_for_unit("servy-stub.service")
+        redirects.wait_for_open_port(9000)
+        server.wait_for_unit("servy.socket")
+        client.wait_for_unit("multi-user.target")
+        client.succeed("curl -sf -o /dev/null http://server:8080/")
+        server.wait_until_succeeds("curl -sf http://127.0.0.1:8081/readyz")
+
     def status(machine, url):
         return machine.succeed(f"curl -s -o /dev/null -w '%{{http_code}}' {url}").strip()
 

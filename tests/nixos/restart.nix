@@ -12,13 +12,7 @@
     ${helpers}
     import time
 
-    start_all()
-    redirects.wait_for_unit("servy-stub.service")
-    redirects.wait_for_open_port(9000)
-    server.wait_for_unit("servy.socket")
-    client.wait_for_unit("multi-user.target")
-    client.succeed("curl -sf -o /dev/null http://server:8080/")
-    server.wait_until_succeeds("curl -sf http://127.0.0.1:8081/readyz")
+    start_activated()
 
     with subtest("five restarts during a k6 run: zero failed requests"):
         client.succeed(
