@@ -172,27 +172,15 @@ async fn sniff(mut stream: TcpStream) -> io::Result<(Sniffed, bool)> {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         len += n;
-        if head[..len] != H2_PREFACE[..len] {
-            return Ok((
-                Sniffed {
-                    head,
-                    len,
-                    pos: 0,
-                    stream,
-                },
-                false,
-            ));
-        }
-        if len == head.len() {
-            return Ok((
-                Sniffed {
-                    head,
-                    len,
-                    pos: 0,
-                    stream,
-                },
-                true,
-            ));
+        let still_h2 = head[..len] == H2_PREFACE[..len];
+        if !still_h2 || len == head.len() {
+            let sniffed = Sniffed {
+                head,
+                len,
+                pos: 0,
+                stream,
+            };
+            return Ok((sniffed, still_h2));
         }
     }
 }
