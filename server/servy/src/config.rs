@@ -352,6 +352,15 @@ impl Config {
                 "http.listen and metrics.listen both contain {addr}"
             ));
         }
+        // tracing-subscriber 0.3.23 panics on non-ASCII before an `=` (it slices the
+        // directive by bytes); targets and levels are ASCII, so refuse anything else first.
+        // Found by the property test below.
+        if !self.log.level.is_ascii() {
+            return err(format!(
+                "log.level = {:?}: must be ASCII (targets and levels such as \"info,servy=debug\")",
+                self.log.level
+            ));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return err(format!("log.level = {:?}: {e}", self.log.level));
         }
@@ -857,6 +866,8 @@ format = "auto"
                 "127.0.0.1:9",
             ),
             ("[log]\nlevel = \"info,=[\"\n", "log.level"),
+            // Regression: a non-ASCII filter made tracing-subscriber panic.
+            ("[log]\nlevel = \" \u{0c92}=\"\n", "must be ASCII"),
             ("[cache]\nhtml = \"a\\nb\"\n", "cache.html"),
             ("[redirects]\nsource = \"https://\"\n", "no host"),
             ("[redirects]\ncache_bust = \"a&b\"\n", "cache_bust"),
