@@ -6,23 +6,13 @@
 
 import http from 'k6/http';
 import { check } from 'k6';
-import { baseUrl, duration, loadAliases, loadPaths, trendStats, vus } from './lib/input.js';
+import { baseUrl, loadAliases, loadPaths } from './lib/input.js';
 import { summarise } from './lib/summary.js';
 
 const paths = loadPaths();
 const aliases = loadAliases();
 
-export const options = {
-  vus,
-  duration,
-  thresholds: {
-    checks: ['rate==1'],
-    http_req_failed: ['rate==0'],
-  },
-  summaryTrendStats: trendStats,
-  // Bodies are counted in data_received either way; keeping them only costs k6 memory.
-  discardResponseBodies: true,
-};
+export { options } from './lib/input.js';
 
 // 200 for assets, 301/308 for aliases; anything else is a failed request.
 http.setResponseCallback(http.expectedStatuses(200, 301, 308));

@@ -8,23 +8,14 @@
 import http from 'k6/http';
 import { check } from 'k6';
 import { Rate } from 'k6/metrics';
-import { baseUrl, duration, loadAliases, loadPaths, trendStats, vus } from './lib/input.js';
+import { baseUrl, loadAliases, loadPaths } from './lib/input.js';
 import { summarise } from './lib/summary.js';
 
 const paths = loadPaths();
 const aliases = loadAliases();
 const revalidate = Number(__ENV.REVALIDATE === undefined ? 0.5 : __ENV.REVALIDATE);
 
-export const options = {
-  vus,
-  duration,
-  thresholds: {
-    checks: ['rate==1'],
-    http_req_failed: ['rate==0'],
-  },
-  summaryTrendStats: trendStats,
-  discardResponseBodies: true,
-};
+export { options } from './lib/input.js';
 
 http.setResponseCallback(http.expectedStatuses(200, 301, 304, 308));
 

@@ -39,3 +39,17 @@ export const duration = __ENV.DURATION || '30s';
 
 // Percentiles the summaries report (k6's default stops at p(95)).
 export const trendStats = ['avg', 'min', 'med', 'max', 'p(90)', 'p(95)', 'p(99)'];
+
+// The k6 options both scenarios share: VUS users for DURATION, and the pass/fail rule
+// (every check passes, no request fails; k6 exits 99 otherwise).
+export const options = {
+  vus,
+  duration,
+  thresholds: {
+    checks: ['rate==1'],
+    http_req_failed: ['rate==0'],
+  },
+  summaryTrendStats: trendStats,
+  // Bodies are counted in data_received either way; keeping them only costs k6 memory.
+  discardResponseBodies: true,
+};
