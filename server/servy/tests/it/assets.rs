@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{Servy, get, request};
+use crate::support::{Servy, command, get, request};
 
 /// The site the binary under test embeds (the tests build without `SERVY_ASSETS_DIR`).
 pub fn demo_site() -> PathBuf {
@@ -252,6 +252,43 @@ fn head_has_the_same_headers_as_get() {
             };
             assert_eq!(strip(&head), strip(&get), "{path} {accept}");
         }
+    }
+}
+
+/// Load tests read their URL list from `--list-assets` instead of crawling: every file of
+/// the site must be on it, once, as a request target that serves that file's bytes.
+#[test]
+fn list_assets_prints_every_file_as_a_path_that_serves_it() {
+    let out = command().arg("--list-assets").output().expect("run servy");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("UTF-8 list");
+    let listed: Vec<&str> = text.lines().collect();
+    assert!(
+        listed.windows(2).all(|w| w[0] < w[1]),
+        "sorted, no duplicates: {listed:?}"
+    );
+    let key_of = |path: &str| -> String {
+        let encoded = path.strip_prefix('/').unwrap_or_else(|| panic!("{path:?}"));
+        assert!(encoded.is_ascii(), "{path:?} is not percent-encoded");
+        percent_encoding::percent_decode_str(encoded)
+            .decode_utf8()
+            .unwrap_or_else(|e| panic!("{path:?}: {e}"))
+            .into_owned()
+    };
+    let mut keys: Vec<String> = listed.iter().map(|p| key_of(p)).collect();
+    keys.sort();
+    assert_eq!(keys, demo_keys(), "one line per file of the site");
+
+    let servy = Servy::start("");
+    for path in listed {
+        let key = key_of(path);
+        let r = get(servy.http, path);
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.body == demo_file(&key), "{path}: not the bytes of {key}");
     }
 }
 

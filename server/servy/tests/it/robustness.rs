@@ -133,6 +133,30 @@ fn malformed_requests_get_400_and_servy_carries_on() {
     assert_eq!(get(servy.http, "/").status, 200);
 }
 
+/// No unbounded buffers: servy never reads a request body (nothing it serves takes one),
+/// so a client announcing gigabytes gets its answer at once, and the connection ends
+/// rather than servy waiting for, or storing, bytes that may never come.
+#[test]
+fn a_huge_request_body_is_neither_awaited_nor_buffered() {
+    let servy = Servy::start("");
+    for (method, status) in [("GET", 200), ("POST", 405)] {
+        let mut stream = TcpStream::connect(servy.http).expect("connect");
+        let head = format!(
+            "{method} / HTTP/1.1\r\nhost: x\r\ncontent-length: 10000000000\r\n\r\nfirst bytes"
+        );
+        stream.write_all(head.as_bytes()).expect("send");
+        let (bytes, took) = wait_for_close(&mut stream);
+        let r = parse(&bytes, false)
+            .unwrap_or_else(|e| panic!("{method}: {e}: {}", String::from_utf8_lossy(&bytes)));
+        assert_eq!(r.status, status, "{method}");
+        assert!(
+            took < Duration::from_secs(5),
+            "{method}: the connection stayed open {took:?} waiting for the body"
+        );
+    }
+    assert_eq!(get(servy.http, "/").status, 200);
+}
+
 #[test]
 fn oversized_headers_are_refused() {
     let servy = Servy::start("");
