@@ -7,13 +7,11 @@ use std::any::Any;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::BoxError;
-use axum::body::{Body, HttpBody};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::handler::Handler;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use hyper::body::Incoming;
 use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -64,19 +62,10 @@ where
             StatusCode::SERVICE_UNAVAILABLE,
             limits.request_timeout,
         ))
-        .map_response(into_axum_body)
         // A panic in one request becomes a 500 (the panic hook logs it); the process and
         // every other request carry on.
         .layer(CatchPanicLayer::custom(panicked))
         .service(inner)
-}
-
-fn into_axum_body<B>(response: Response<B>) -> Response
-where
-    B: HttpBody<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    response.map(Body::new)
 }
 
 fn panicked(_: Box<dyn Any + Send + 'static>) -> Response {

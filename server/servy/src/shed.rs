@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use axum::BoxError;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -51,10 +52,12 @@ pub struct Shed<S> {
     permits: Arc<Semaphore>,
 }
 
-impl<S, B> Service<Request<B>> for Shed<S>
+impl<S, B, RB> Service<Request<B>> for Shed<S>
 where
-    S: Service<Request<B>, Response = Response, Error = Infallible>,
+    S: Service<Request<B>, Response = Response<RB>, Error = Infallible>,
     S::Future: Send + 'static,
+    RB: HttpBody<Data = Bytes> + Send + Unpin + 'static,
+    RB::Error: Into<BoxError>,
 {
     type Response = Response;
     type Error = Infallible;
@@ -71,6 +74,8 @@ where
         let response = self.inner.call(req);
         Box::pin(async move {
             let Ok(response) = response.await;
+            // The inner body goes into `Permitted` as it is, and `Permitted` into an axum
+            // `Body`: one box per response, not one to make it a `Body` and another here.
             Ok(response.map(|body| {
                 Body::new(Permitted {
                     body,
@@ -95,12 +100,16 @@ fn overloaded() -> Response {
 }
 
 /// A response body that holds its request's permit until it is finished or dropped.
-struct Permitted {
-    body: Body,
+struct Permitted<B> {
+    body: B,
     _permit: OwnedSemaphorePermit,
 }
 
-impl HttpBody for Permitted {
+impl<B> HttpBody for Permitted<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = axum::Error;
 
@@ -108,7 +117,9 @@ impl HttpBody for Permitted {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+        Pin::new(&mut self.body)
+            .poll_frame(cx)
+            .map_err(axum::Error::new)
     }
 
     fn is_end_stream(&self) -> bool {
