@@ -10,13 +10,14 @@ use axum::response::Response;
 use bytes::Bytes;
 
 use crate::router::Served;
-use crate::site::Site;
+use crate::site::NotFoundPage;
 
 const PLAIN: &[u8] = b"404 Not Found\n";
 
-/// The 404 response; HEAD gets the same headers and no body.
-pub fn respond(site: &Site, method: &Method) -> Response {
-    let (bytes, content_type, content_length) = match site.not_found_page() {
+/// The 404 response: `page` is the site's `404.html` (`Site::not_found_page`), if it has
+/// one. HEAD gets the same headers and no body.
+pub fn respond(page: Option<NotFoundPage>, method: &Method) -> Response {
+    let (bytes, content_type, content_length) = match page {
         Some(page) => (page.bytes, page.content_type, page.content_length),
         None => (
             PLAIN,
@@ -38,4 +39,51 @@ pub fn respond(site: &Site, method: &Method) -> Response {
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response.extensions_mut().insert(Served::NotFound);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The demo site has a 404.html (the integration tests cover that page), so the plain
+    // answer of a site without one is pinned here.
+    #[test]
+    fn without_a_404_page_the_answer_is_a_plain_404() {
+        let get = respond(None, &Method::GET);
+        assert_eq!(get.status(), StatusCode::NOT_FOUND);
+        let h = get.headers();
+        assert_eq!(h[CONTENT_TYPE], "text/plain; charset=utf-8");
+        assert_eq!(h[CONTENT_LENGTH], PLAIN.len().to_string().as_str());
+        assert_eq!(h[CACHE_CONTROL], "no-cache");
+        assert!(matches!(
+            get.extensions().get::<Served>(),
+            Some(Served::NotFound)
+        ));
+        assert_eq!(
+            axum::body::HttpBody::size_hint(get.body()).exact(),
+            Some(PLAIN.len() as u64)
+        );
+
+        let head = respond(None, &Method::HEAD);
+        assert_eq!(head.status(), StatusCode::NOT_FOUND);
+        assert_eq!(head.headers(), get.headers(), "HEAD: the same headers");
+        assert_eq!(
+            axum::body::HttpBody::size_hint(head.body()).exact(),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn the_sites_page_is_sent_with_its_own_type_and_length() {
+        let page = NotFoundPage {
+            bytes: b"<h1>gone</h1>",
+            content_type: HeaderValue::from_static("text/html; charset=utf-8"),
+            content_length: HeaderValue::from_static("13"),
+        };
+        let r = respond(Some(page), &Method::GET);
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(r.headers()[CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(r.headers()[CONTENT_LENGTH], "13");
+        assert_eq!(axum::body::HttpBody::size_hint(r.body()).exact(), Some(13));
+    }
 }

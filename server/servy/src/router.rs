@@ -123,7 +123,7 @@ pub async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
         return response;
     }
     app.redirects.nudge();
-    not_found::respond(app.site, &parts.method)
+    not_found::respond(app.site.not_found_page(), &parts.method)
 }
 
 #[cfg(test)]
