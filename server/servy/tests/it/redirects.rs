@@ -358,6 +358,39 @@ fn sighup_refreshes_at_once() {
     assert_eq!(stub.count(), 2);
 }
 
+/// At most one fetch is in flight: SIGHUPs and misses that arrive while upstream is slow
+/// wait for the fetch in progress instead of opening more connections to it.
+#[test]
+fn a_slow_fetch_is_never_joined_by_a_second_one() {
+    let stub = Stub::start(FILE);
+    let servy = servy(
+        &stub.url(),
+        "refresh_interval = \"1h\"\nmin_refresh_interval = \"100ms\"\ntimeout = \"10s\"",
+    );
+    assert_eq!(stub.count(), 1, "one fetch at start");
+    stub.mode("delay?ms=3000");
+    servy.signal(libc::SIGHUP);
+    eventually(Duration::from_secs(2), "the slow fetch to start", || {
+        stub.count() == 2
+    });
+    // Everything that asks for a refresh, while that fetch is still waiting on upstream.
+    for i in 0..3 {
+        servy.signal(libc::SIGHUP);
+        assert_eq!(get(servy.http, &format!("/missing-{i}")).status, 404);
+        thread::sleep(Duration::from_millis(150));
+    }
+    assert_eq!(
+        stub.count(),
+        2,
+        "a second fetch started while the first was in flight"
+    );
+    assert_eq!(get(servy.http, "/gh").status, 308, "the map keeps serving");
+    // The queued requests are served afterwards, one after another.
+    eventually(Duration::from_secs(5), "the next fetch", || {
+        stub.count() == 3
+    });
+}
+
 #[test]
 fn an_unreachable_upstream_at_start_still_serves_the_site() {
     // Bound then released: nothing listens there.
