@@ -225,8 +225,17 @@ impl Site {
     /// 4. GET with a `Range` → 206 or 416; otherwise 200 (HEAD: headers only).
     pub fn respond(&self, key: &str, method: &Method, headers: &HeaderMap) -> Option<Response> {
         let asset = &self.assets[*self.lookup.get(key)?];
-        let weights = negotiate::weights(headers.get_all(ACCEPT_ENCODING));
-        let rep = match negotiate::choose(&weights, &asset.codings) {
+        // Images and other files that compress badly have no variants: identity is the
+        // only answer, so `Accept-Encoding` is not even parsed for them.
+        let chosen = if asset.codings.is_empty() {
+            None
+        } else {
+            negotiate::choose(
+                &negotiate::weights(headers.get_all(ACCEPT_ENCODING)),
+                &asset.codings,
+            )
+        };
+        let rep = match chosen {
             Some(i) => &asset.variants[i],
             None => &asset.identity,
         };
