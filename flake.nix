@@ -76,10 +76,13 @@
         servy = {
           type = "app";
           program = lib.getExe servy.servy;
+          # Without meta.description `nix flake check` warns about every app.
+          meta.description = "servy with the demo site, on 127.0.0.1:8080 (see --help)";
         };
         default = self.apps.${system}.servy;
       }
       // import ./pkgs/benchvm.nix {
+        inherit lib;
         inherit (pkgs) writeShellApplication openssh coreutils;
         vm = (benchvmFor system).config.system.build.vm;
       });

@@ -5,6 +5,7 @@
 # State (the SSH key made on first run, the VM disk) lives in BENCHVM_STATE, by default
 # $XDG_STATE_HOME/servy-benchvm.
 {
+  lib,
   writeShellApplication,
   openssh,
   coreutils,
@@ -15,12 +16,14 @@
     key=$state/id_ed25519
     ssh_opts=(-i "$key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
   '';
-  app = program: {
+  # type, program and meta are the only attributes `nix flake check` accepts on an app.
+  app = description: program: {
     type = "app";
-    program = "${program}/bin/${program.name}";
+    program = lib.getExe program;
+    meta = {inherit description;};
   };
 in {
-  benchvm = app (writeShellApplication {
+  benchvm = app "Boot the benchmark VM headless (SSH on 127.0.0.1:2222, servy on 127.0.0.1:8080)" (writeShellApplication {
     name = "benchvm";
     runtimeInputs = [openssh coreutils];
     text =
@@ -38,7 +41,7 @@ in {
       '';
   });
 
-  benchvm-test = app (writeShellApplication {
+  benchvm-test = app "Run the blog's k6 scenario in the running benchmark VM and copy its summaries out" (writeShellApplication {
     name = "benchvm-test";
     runtimeInputs = [openssh coreutils];
     text =

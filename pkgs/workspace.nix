@@ -18,10 +18,11 @@
     ];
   };
 
+  pname = "servy-workspace";
+  inherit ((lib.importTOML (root + "/Cargo.toml")).workspace.package) version;
+
   commonArgs = {
-    inherit src;
-    pname = "servy-workspace";
-    inherit ((lib.importTOML (root + "/Cargo.toml")).workspace.package) version;
+    inherit src pname version;
     strictDeps = true;
     # Every member: servy, servy-stub and the dev-only nixfmt-check share one dep build.
     cargoExtraArgs = "--locked --workspace";
@@ -38,7 +39,8 @@ in {
         cargoClippyExtraArgs = "--all-targets -- --deny warnings";
       });
 
-    servy-fmt = craneLib.cargoFmt {inherit src;};
+    # The workspace's Cargo.toml has no package name: without one crane warns and uses a placeholder.
+    servy-fmt = craneLib.cargoFmt {inherit src pname version;};
 
     servy-doc = craneLib.cargoDoc (commonArgs
       // {

@@ -48,6 +48,18 @@
     };
   };
 
+  benchvmApps = import ../../pkgs/benchvm.nix {
+    inherit lib;
+    writeShellApplication = {name, ...}: {
+      type = "derivation";
+      outPath = "/fake/${name}";
+      meta.mainProgram = name;
+    };
+    openssh = "openssh";
+    coreutils = "coreutils";
+    vm = "/fake/benchvm-vm";
+  };
+
   words = s: lib.filter (w: w != "") (lib.splitString " " (lib.replaceStrings ["\n"] [" "] s));
   installedUnits = lib.filter (w: lib.hasPrefix "systemd/" w) (words demo.args.postInstall);
   configOf = path: builtins.fromJSON (lib.concatStringsSep "#" (lib.drop 1 (lib.splitString "#" path)));
@@ -87,6 +99,20 @@
       (lib.hasInfix "--replace-fail '@bindir@' \"$out/bin\"" demo.args.postInstall)
       true)
     (check "the stub: its own binary from the same deps" [stub.args.pname stub.args.cargoExtraArgs] ["servy-stub" "--locked -p servy-stub"])
+    # crane reads the name from src's Cargo.toml, a workspace without one: it would warn
+    # and build "cargo-package".
+    (check "every crane call names its pname and version"
+      (map (c: "${c.kind} ${c.args.pname or "(none)"} ${c.args.version or "(none)"}")
+        ([demo.args.cargoArtifacts demo stub] ++ lib.attrValues workspace.checks))
+      (map (kindName: "${kindName} ${(lib.importTOML ../../server/Cargo.toml).workspace.package.version}") [
+        "deps servy-workspace"
+        "package servy"
+        "package servy-stub"
+        "clippy servy-workspace"
+        "doc servy-workspace"
+        "fmt servy-workspace"
+        "nextest servy-workspace"
+      ]))
     (check "checks are named servy-<tool>" (lib.attrNames workspace.checks) ["servy-clippy" "servy-doc" "servy-fmt" "servy-nextest"])
     (check "clippy: every target, warnings denied" workspace.checks.servy-clippy.args.cargoClippyExtraArgs "--all-targets -- --deny warnings")
     (check "nextest builds servy-stub before the tests start it"
@@ -101,6 +127,13 @@
     (check "image: servy listens on every address of the container" (let
       config = configOf (lib.last image.config.Cmd);
     in [config.http.listen config.metrics.listen]) [["0.0.0.0:8080"] ["0.0.0.0:8081"]])
+    # `nix flake check` rejects any other attribute of an app and warns without a description.
+    (check "benchvm apps: type, program and a description, nothing else"
+      (lib.mapAttrs (_: a: [(lib.attrNames a) a.type a.program (builtins.isString a.meta.description)]) benchvmApps)
+      {
+        benchvm = [["meta" "program" "type"] "app" "/fake/benchvm/bin/benchvm" true];
+        benchvm-test = [["meta" "program" "type"] "app" "/fake/benchvm-test/bin/benchvm-test" true];
+      })
     (check "the k6 runner and scenario the k6test package and VM tests use exist"
       (map (f: builtins.pathExists (../.. + "/${f}")) ["tests/k6/run.sh" "tests/k6/blog.js" "tests/sitegen/sitegen.py"])
       [true true true])
