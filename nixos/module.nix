@@ -41,9 +41,14 @@
 
   inherit (cfg.settings.http) listen;
   metricsListen = cfg.settings.metrics.listen;
-  addressPattern = "(\\[[0-9A-Fa-f:.]+]|[0-9]{1,3}(\\.[0-9]{1,3}){3}):[0-9]{1,5}";
-  portOf = address: lib.toInt (lib.last (lib.splitString ":" address));
-  badAddresses = builtins.filter (a: builtins.match addressPattern a == null) (listen ++ metricsListen);
+  addressPattern = "(\\[[0-9A-Fa-f:.]+]|[0-9]{1,3}(\\.[0-9]{1,3}){3}):([0-9]{1,5})";
+  # Base 10 even with leading zeros (lib.toInt refuses "08080" as ambiguous).
+  portOf = address: lib.toIntBase10 (lib.last (builtins.match addressPattern address));
+  isAddress = a: builtins.match addressPattern a != null && portOf a <= 65535;
+  badAddresses = builtins.filter (a: !isAddress a) (listen ++ metricsListen);
+  # Ports of the valid addresses only: a bad one is reported by its own assertion
+  # instead of failing the evaluation here.
+  portsOf = addresses: map portOf (builtins.filter isAddress addresses);
   badAliases =
     lib.filterAttrs (
       alias: target: builtins.match "[^[:space:]]+" alias == null || builtins.match "https?://[^[:space:]]+" target == null
@@ -228,14 +233,14 @@ in {
       }
       {
         assertion = badAddresses == [];
-        message = "services.servy.settings.http.listen / metrics.listen: not an address:port (like \"[::]:8080\" or \"127.0.0.1:8081\"): ${lib.concatStringsSep ", " badAddresses}.";
+        message = "services.servy.settings.http.listen / metrics.listen: not an address:port with a port up to 65535 (like \"[::]:8080\" or \"127.0.0.1:8081\"; no host names): ${lib.concatStringsSep ", " badAddresses}.";
       }
       {
-        assertion = lib.intersectLists listen metricsListen == [] && lib.intersectLists (map portOf listen) (map portOf metricsListen) == [];
-        message = "services.servy.settings.http.listen and services.servy.settings.metrics.listen use the same port (${lib.concatMapStringsSep ", " toString (lib.intersectLists (map portOf listen) (map portOf metricsListen))}); give the metrics listener its own port.";
+        assertion = lib.intersectLists listen metricsListen == [] && lib.intersectLists (portsOf listen) (portsOf metricsListen) == [];
+        message = "services.servy.settings.http.listen and services.servy.settings.metrics.listen use the same port (${lib.concatMapStringsSep ", " toString (lib.intersectLists (portsOf listen) (portsOf metricsListen))}); give the metrics listener its own port.";
       }
       {
-        assertion = cfg.socketActivation || lib.all (a: portOf a >= 1024) (listen ++ metricsListen);
+        assertion = cfg.socketActivation || lib.all (p: p >= 1024) (portsOf (listen ++ metricsListen));
         message = "services.servy.settings.http.listen uses a port below 1024 while services.servy.socketActivation is off; servy runs with no capabilities, so keep socket activation on (systemd binds the port) or use a port of 1024 or above.";
       }
     ];
@@ -295,7 +300,7 @@ in {
       };
 
     networking.firewall.allowedTCPPorts =
-      lib.optionals cfg.openFirewall (map portOf listen)
-      ++ lib.optionals cfg.openMetricsFirewall (map portOf metricsListen);
+      lib.optionals cfg.openFirewall (portsOf listen)
+      ++ lib.optionals cfg.openMetricsFirewall (portsOf metricsListen);
   };
 }

@@ -100,6 +100,11 @@
       limits.max_concurrency = 512;
     };
   };
+  zeroPadded = eval {
+    enable = true;
+    openFirewall = true;
+    settings.http.listen = ["[::]:08080"];
+  };
   disabled = eval {};
 
   cases = [
@@ -219,6 +224,11 @@
     } ["services.servy.settings.http.listen" "services.servy.settings.metrics.listen"])
     (rejects "no http address" {settings.http.listen = [];} ["services.servy.settings.http.listen"])
     (rejects "a bare port is not an address" {settings.http.listen = ["8080"];} ["services.servy.settings.http.listen" "8080"])
+    # A host name used to stop the evaluation with lib.toInt's error instead of the
+    # assertion's; a port above 65535 passed the assertion.
+    (rejects "a host name is not an address" {settings.http.listen = ["localhost:http"];} ["services.servy.settings.http.listen" "localhost:http"])
+    (rejects "a port above 65535" {settings.metrics.listen = ["127.0.0.1:70000"];} ["metrics.listen" "127.0.0.1:70000"])
+    (check "a zero-padded port is read in base 10" zeroPadded.networking.firewall.allowedTCPPorts [8080])
     (rejects "port 80 without socket activation" {
       socketActivation = false;
       settings.http.listen = ["[::]:80"];
