@@ -129,14 +129,10 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
     let app = AppState {
         site,
         redirects: redirects.clone(),
+        log_requests: config.log.requests,
     };
     for listener in listeners.http {
-        let service = router::service(
-            app.clone(),
-            metrics.clone(),
-            &config.limits,
-            config.log.requests,
-        );
+        let service = router::service(app.clone(), metrics.clone(), &config.limits);
         server.serve(listener, service).map_err(Failure::startup)?;
     }
     let profiler = config

@@ -9,7 +9,6 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 
-use crate::router::Served;
 use crate::site::NotFoundPage;
 
 const PLAIN: &[u8] = b"404 Not Found\n";
@@ -37,7 +36,6 @@ pub fn respond(page: Option<NotFoundPage>, method: &Method) -> Response {
     h.insert(CONTENT_TYPE, content_type);
     h.insert(CONTENT_LENGTH, content_length);
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response.extensions_mut().insert(Served::NotFound);
     response
 }
 
@@ -55,10 +53,6 @@ mod tests {
         assert_eq!(h[CONTENT_TYPE], "text/plain; charset=utf-8");
         assert_eq!(h[CONTENT_LENGTH], PLAIN.len().to_string().as_str());
         assert_eq!(h[CACHE_CONTROL], "no-cache");
-        assert!(matches!(
-            get.extensions().get::<Served>(),
-            Some(Served::NotFound)
-        ));
         assert_eq!(
             axum::body::HttpBody::size_hint(get.body()).exact(),
             Some(PLAIN.len() as u64)

@@ -115,7 +115,7 @@ fn log(method: &Method, path: &str, response: &Response, bytes: u64, duration_us
         Some(Served::Redirect(target)) => {
             tracing::info!(target: TARGET, %method, path, status, bytes, duration_us, target = &**target, "request");
         }
-        Some(Served::NotFound) | None => {
+        None => {
             tracing::info!(target: TARGET, %method, path, status, bytes, duration_us, "request");
         }
     }

@@ -142,8 +142,9 @@ impl Redirects {
     }
 
     /// Step 4 of the dispatch: `key` as `path::normalise` gives it (no leading slash; a
-    /// trailing one is ignored, so `/gh` and `/gh/` both match `gh`).
-    pub fn lookup(&self, key: &str, query: Option<&str>) -> Option<Response> {
+    /// trailing one is ignored, so `/gh` and `/gh/` both match `gh`). The response comes
+    /// with its target, for the request log.
+    pub fn lookup(&self, key: &str, query: Option<&str>) -> Option<(Response, Served)> {
         let key = key.trim_end_matches('/');
         if key.is_empty() {
             return None;
@@ -164,10 +165,7 @@ impl Redirects {
             headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         }
         headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
-        response
-            .extensions_mut()
-            .insert(Served::Redirect(target.url.clone()));
-        Some(response)
+        Some((response, Served::Redirect(target.url.clone())))
     }
 
     /// A miss happened: maybe a new alias exists upstream. Never blocks, never fetches;
@@ -292,15 +290,13 @@ mod tests {
     fn an_alias_becomes_a_308_with_prebuilt_headers() {
         let (r, counters) = redirects(RedirectsConfig::default(), FILE);
         for key in ["gh", "gh/"] {
-            let resp = r.lookup(key, None).expect("alias");
+            let (resp, served) = r.lookup(key, None).expect("alias");
             assert_eq!(resp.status(), StatusCode::PERMANENT_REDIRECT);
             assert_eq!(location(&resp), "https://github.com/x");
             assert_eq!(resp.headers()[CACHE_CONTROL], "max-age=300");
             assert_eq!(resp.headers()[CONTENT_LENGTH], "0");
             assert!(resp.headers().get(ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
-            assert!(
-                matches!(resp.extensions().get::<Served>(), Some(Served::Redirect(t)) if &**t == "https://github.com/x")
-            );
+            assert!(matches!(&served, Served::Redirect(t) if &**t == "https://github.com/x"));
         }
         assert_eq!(counters.served.with_label_values(&["gh"]).get(), 2);
         assert_eq!(r.len(), 2);
@@ -319,15 +315,15 @@ mod tests {
     fn query_append_joins_before_the_fragment() {
         let (r, _) = redirects(RedirectsConfig::default(), FILE);
         assert_eq!(
-            location(&r.lookup("gh", Some("tab=repos")).unwrap()),
+            location(&r.lookup("gh", Some("tab=repos")).unwrap().0),
             "https://github.com/x?tab=repos"
         );
         assert_eq!(
-            location(&r.lookup("q", Some("x=1")).unwrap()),
+            location(&r.lookup("q", Some("x=1")).unwrap().0),
             "https://e.example/s?lang=en&x=1#top"
         );
         assert_eq!(
-            location(&r.lookup("gh", Some("")).unwrap()),
+            location(&r.lookup("gh", Some("")).unwrap().0),
             "https://github.com/x"
         );
     }
@@ -340,7 +336,7 @@ mod tests {
         };
         let (r, _) = redirects(config, FILE);
         assert_eq!(
-            location(&r.lookup("gh", Some("tab=repos")).unwrap()),
+            location(&r.lookup("gh", Some("tab=repos")).unwrap().0),
             "https://github.com/x"
         );
     }
@@ -355,7 +351,7 @@ mod tests {
                 ..Default::default()
             };
             let (r, _) = redirects(config, FILE);
-            let resp = r.lookup("gh", None).unwrap();
+            let resp = r.lookup("gh", None).unwrap().0;
             assert_eq!(resp.status().as_u16(), status);
             assert_eq!(resp.headers()[ACCESS_CONTROL_ALLOW_ORIGIN], "*");
             assert_eq!(resp.headers()[CACHE_CONTROL], "max-age=60");

@@ -223,7 +223,14 @@ impl Site {
     /// 2. choose the representation from `Accept-Encoding`;
     /// 3. its validators match → 304;
     /// 4. GET with a `Range` → 206 or 416; otherwise 200 (HEAD: headers only).
-    pub fn respond(&self, key: &str, method: &Method, headers: &HeaderMap) -> Option<Response> {
+    ///
+    /// The response comes with the file it serves, for the request log.
+    pub fn respond(
+        &self,
+        key: &str,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Option<(Response, Served)> {
         let asset = &self.assets[*self.lookup.get(key)?];
         // Images and other files that compress badly have no variants: identity is the
         // only answer, so `Accept-Encoding` is not even parsed for them.
@@ -243,7 +250,7 @@ impl Site {
         if conditional::not_modified(headers, rep.etag, last_modified) {
             let mut response = asset.response(StatusCode::NOT_MODIFIED, Body::empty(), 5);
             asset.validators(response.headers_mut(), rep);
-            return Some(response);
+            return Some((response, Served::Asset(asset.key)));
         }
         let len = rep.bytes.len() as u64;
         let outcome = if method == Method::GET {
@@ -251,11 +258,12 @@ impl Site {
         } else {
             Outcome::Full
         };
-        Some(match outcome {
+        let response = match outcome {
             Outcome::Full => asset.full(rep, method == Method::HEAD),
             Outcome::Partial(range) => asset.partial(rep, *range.start(), *range.end()),
             Outcome::Unsatisfiable => asset.unsatisfiable(rep),
-        })
+        };
+        Some((response, Served::Asset(asset.key)))
     }
 
     /// Every embedded file as the request target that serves it with 200, sorted, one per
@@ -309,7 +317,6 @@ impl Asset {
         let mut response = Response::new(body);
         *response.status_mut() = status;
         response.headers_mut().reserve(headers);
-        response.extensions_mut().insert(Served::Asset(self.key));
         response
     }
 
@@ -424,7 +431,7 @@ mod tests {
             "blog/index.html",
         ] {
             let r = site.respond(key, &Method::GET, &HeaderMap::new());
-            assert_eq!(r.map(|r| r.status()), Some(StatusCode::OK), "{key:?}");
+            assert_eq!(r.map(|(r, _)| r.status()), Some(StatusCode::OK), "{key:?}");
         }
         for key in ["nope", "style.css/", "blog//", "index.htm"] {
             assert!(
