@@ -129,7 +129,9 @@ systemd-nspawn --boot --register=no --keep-unit --quiet --machine="servy-test-$p
   --directory="$ct_root" </dev/null >"$work/console.log" 2>&1 &
 nspawn_pid=$!
 pid1=
-find_pid1() { pid1=$(pgrep -P "$nspawn_pid" | head -n1) && [ -n "$pid1" ]; }
+# The container's PID 1 is systemd-nspawn's child that runs systemd: matching the name
+# skips nspawn's short-lived intermediate child, whose namespaces are not the container's.
+find_pid1() { pid1=$(pgrep -P "$nspawn_pid" -x systemd | head -n1) && [ -n "$pid1" ]; }
 wait_for 10 find_pid1 || { cat "$work/console.log"; echo "run.sh: the container did not start" >&2; exit 1; }
 
 # ct COMMAND...: run a command inside the container, as root, with a clean environment.
@@ -243,13 +245,21 @@ kill "$stub_pid"
 wait "$stub_pid" 2>/dev/null
 stub_pid=
 pid_before=$(prop servy.service MainPID)
+# Refreshes that failed so far, by servy's own count (every result but ok/not_modified).
+failed_refreshes() {
+  curl -sS -m 5 "http://127.0.0.1:$metrics_port/metrics" |
+    awk '/^servy_redirects_refreshes_total\{/ && !/result="(ok|not_modified)"/ { n += $2 } END { print n + 0 }'
+}
+failed_before=$(failed_refreshes)
 # A refetch that now fails (after min_refresh_interval, 1 s, from the last one).
 sleep 1.1
 ct systemctl reload servy.service
-sleep 1
+refetch_failed() { [ "$(failed_refreshes)" -gt "$failed_before" ]; }
+wait_for 5 refetch_failed && tried="failed as it should" || tried="never tried"
 got=$(redirect)
-[ "$got" = "308 $alias_target" ] && [ "$(prop servy.service MainPID)" = "$pid_before" ]
-verdict $? "redirects: stub stopped, reloaded: /$alias_name still → $got (last good map)"
+[ "$tried" = "failed as it should" ] && [ "$got" = "308 $alias_target" ] &&
+  [ "$(prop servy.service MainPID)" = "$pid_before" ]
+verdict $? "redirects: stub stopped, reloaded (the refetch $tried): /$alias_name still → $got (last good map)"
 "$bindir/servy-stub" --listen "127.0.0.1:$stub_port" --file "$work/redirects.txt" >>"$work/stub.log" 2>&1 &
 stub_pid=$!
 
@@ -276,6 +286,17 @@ verdict $? "sandbox: servy's user can write only to: ${writable:-nothing}(its /t
 score=$(ct systemd-analyze security servy.service --no-pager | sed -n 's/.*Overall exposure level for servy.service: \([0-9.]*\).*/\1/p')
 le "${score:-99}" 1.2
 verdict $? "sandbox: systemd-analyze security servy.service in the container: exposure ${score:-unknown} (limit 1.2)"
+# The hardening the units promise, as the container's systemd parsed it (a typo in a key
+# is only a warning to systemd, and the score alone would hide a single lost setting).
+notify=$(prop servy.service NotifyAccess) capbnd=$(prop servy.service CapabilityBoundingSet)
+mdwe=$(prop servy.service MemoryDenyWriteExecute) procs=$(prop servy.service ProtectProc)
+devices=$(prop servy.service DevicePolicy) filter=$(prop servy.service SystemCallFilter | wc -w)
+# Address lists in a stable order: systemd prints them in its own.
+addresses() { prop servy-metrics.socket "$1" | tr ' ' '\n' | LC_ALL=C sort | paste -sd' '; }
+allow=$(addresses IPAddressAllow) deny=$(addresses IPAddressDeny)
+[ "$notify" = main ] && [ -z "$capbnd" ] && [ "$mdwe" = yes ] && [ "$procs" = invisible ] &&
+  [ "$devices" = closed ] && [ "$filter" -gt 1 ] && [ "$allow" = "127.0.0.0/8 ::1/128" ] && [ "$deny" = "0.0.0.0/0 ::/0" ]
+verdict $? "sandbox: NotifyAccess=$notify CapabilityBoundingSet=${capbnd:-(empty)} MemoryDenyWriteExecute=$mdwe ProtectProc=$procs DevicePolicy=$devices SystemCallFilter: $filter entries; metrics socket IPAddressAllow=$allow IPAddressDeny=$deny"
 
 # Asset paths for k6: --list-assets prints them percent-encoded; encode anything raw.
 paths=$("$bindir/servy" --list-assets | python3 -c 'import sys, urllib.parse
