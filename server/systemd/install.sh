@@ -13,6 +13,7 @@ unitdir=/etc/systemd/system
 
 [ -x "$bin" ] || { echo "install.sh: no servy binary at $bin (cargo build --release)" >&2; exit 1; }
 install -D -m 0755 "$bin" "$root$bindir/servy"
+mkdir -p "$root$unitdir"
 for unit in servy.service servy.socket servy-metrics.socket; do
   sed "s|@bindir@|$bindir|g" "$here/$unit" >"$root$unitdir/$unit.tmp"
   chmod 0644 "$root$unitdir/$unit.tmp"
