@@ -39,6 +39,8 @@ for s in "${stages[@]}"; do
     failed+=("$s")
   fi
 done
+# The closing line counts stages (each stage prints its own checks above).
+echo "stages: $((${#stages[@]} - ${#failed[@]})) passed, ${#failed[@]} failed"
 if [ ${#failed[@]} -gt 0 ]; then
   echo "run.sh: failed stages: ${failed[*]}"
   exit 1
