@@ -5,8 +5,8 @@
 #   2. formatted as `nix fmt` would      nixfmt-check (the alejandra 3.1 library, server/nixfmt)
 #   3. no dead code                      deadnix --fail
 #   4. flake.lock pins exactly the inputs flake.nix names, each fully locked
-#   5. the NixOS module and the package recipes evaluate right (tests/eval), with the
-#      real nixpkgs lib, when NIXPKGS_LIB names a checkout of nixpkgs.lib
+#   5. the NixOS module, the package recipes and the flake's outputs evaluate right
+#      (tests/eval), with the real nixpkgs lib, when NIXPKGS_LIB names a checkout of nixpkgs.lib
 #
 # usage: NIXPKGS_LIB=/path/to/nixpkgs.lib tests/nix/check.sh
 # Needs nix-instantiate, jq, cargo and deadnix (`cargo install deadnix --locked`).
@@ -76,7 +76,7 @@ if [ -n "${NIXPKGS_LIB:-}" ]; then
   [ -f "$lib/lib/default.nix" ] && lib=$lib/lib
   [ -f "$lib/default.nix" ] || fail "NIXPKGS_LIB=$NIXPKGS_LIB holds no lib/default.nix"
   version=$(nix-instantiate --eval --expr '{ lib }: (import lib).version' --argstr lib "$lib" | tr -d '"')
-  for test in tests/eval/default.nix tests/eval/packages.nix; do
+  for test in tests/eval/default.nix tests/eval/packages.nix tests/eval/flake.nix; do
     step "evaluation with the nixpkgs lib $version: $test"
     out=$(nix-instantiate --eval --strict --json "$test" --argstr nixpkgsLib "$lib") ||
       fail "evaluation: $test"
