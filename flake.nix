@@ -49,6 +49,9 @@
 
     # The module takes pkgs.servy when the overlay is applied, else the flake's own build.
     nixosModules.servy = {pkgs, ...}: {
+      # One key, so a configuration that imports both .default and .servy gets the
+      # module once (its package default would otherwise be defined twice).
+      key = "servy#nixosModules.servy";
       imports = [./nixos/module.nix];
       services.servy.package = lib.mkDefault (pkgs.servy or self.packages.${pkgs.stdenv.hostPlatform.system}.servy);
     };

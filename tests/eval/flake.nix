@@ -87,6 +87,19 @@
   };
   self = (import ../../flake.nix).outputs inputs;
 
+  stand-ins = import ./stand-ins.nix {inherit lib;};
+
+  # Without the overlay: the module's pkgs has no servy.
+  bothModules = lib.evalModules {
+    modules = [
+      self.nixosModules.default
+      self.nixosModules.servy
+      stand-ins.nixosOptions
+      {services.servy.enable = true;}
+    ];
+    specialArgs.pkgs = removeAttrs stand-ins.pkgs ["servy"] // {stdenv.hostPlatform.system = "x86_64-linux";};
+  };
+
   isDrv = v: v.type or null == "derivation";
   perSystem = output: lib.all (system: self.${output} ? ${system}) systems;
   # The module as the flake gives it, evaluated just far enough to read its package.
@@ -172,6 +185,7 @@
           name = "servy";
         }
       ])
+    (check "nixosModules: importing both .default and .servy gives one module" bothModules.config.services.servy.package.name "servy")
     (check "nixosConfigurations.benchvm: a toplevel, the module and the VM's settings"
       [(isDrv self.nixosConfigurations.benchvm.config.system.build.toplevel) (builtins.length self.nixosConfigurations.benchvm.modules)]
       [true 3])
