@@ -13,6 +13,9 @@
 }: let
   state = ''
     state=''${BENCHVM_STATE:-''${XDG_STATE_HOME:-$HOME/.local/state}/servy-benchvm}
+    mkdir -p "$state"
+    # Absolute: the VM's start script changes directory before qemu opens the share.
+    state=$(cd "$state" && pwd)
     key=$state/id_ed25519
     ssh_opts=(-i "$key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
   '';
@@ -29,7 +32,6 @@ in {
     text =
       state
       + ''
-        mkdir -p "$state"
         if [ ! -f "$key" ]; then
           ssh-keygen -q -t ed25519 -N "" -C servy-benchvm -f "$key"
           echo "benchvm: made an SSH key for the VM: $key"
