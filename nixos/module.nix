@@ -13,8 +13,11 @@
   settingsFormat = pkgs.formats.toml {};
 
   # The servy that carries the site, built from the chosen package (see pkgs/mk-servy.nix).
+  # Only servy's own recipe (pkgs/servy.nix) takes a site; any other package is
+  # reported by an assertion instead of failing inside override.
+  canEmbed = cfg.package ? override && lib.functionArgs cfg.package.override ? site;
   finalPackage =
-    if cfg.site == null
+    if cfg.site == null || !canEmbed
     then cfg.package
     else cfg.package.override {inherit (cfg) site;};
 
@@ -219,6 +222,10 @@ in {
 
   config = lib.mkIf cfg.enable {
     assertions = [
+      {
+        assertion = cfg.site == null || canEmbed;
+        message = "services.servy.site is set, but services.servy.package (${cfg.package.name or "?"}) cannot embed a site: it has no override taking `site`. Use servy from this flake (its packages or overlay).";
+      }
       {
         assertion = !(cfg.redirects != {} && cfg.settings.redirects.source != null);
         message = "services.servy.redirects and services.servy.settings.redirects.source are both set; servy reads one redirects source, so set only one of them.";

@@ -233,6 +233,14 @@
       socketActivation = false;
       settings.http.listen = ["[::]:80"];
     } ["services.servy.settings.http.listen" "services.servy.socketActivation"])
+    (rejects "a site with a package that cannot embed one" {
+      site = /srv/public;
+      package = {
+        type = "derivation";
+        name = "hello";
+        outPath = "/fake/hello";
+      };
+    } ["services.servy.site" "services.servy.package" "hello"])
     (rejects "a redirect target that is not http(s)" {redirects.ftp = "ftp://example.org/file";} ["services.servy.redirects" "ftp"])
     (rejects "an alias with a space" {redirects."a b" = "https://example.org/";} ["services.servy.redirects" "a b"])
     (typeError "a redirect status servy does not send" {settings.redirects.status = 303;})

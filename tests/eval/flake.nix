@@ -89,13 +89,19 @@
 
   stand-ins = import ./stand-ins.nix {inherit lib;};
 
+  site = "/nix/store/0000000000000000000000000000000a-public";
   # Without the overlay: the module's pkgs has no servy.
   bothModules = lib.evalModules {
     modules = [
       self.nixosModules.default
       self.nixosModules.servy
       stand-ins.nixosOptions
-      {services.servy.enable = true;}
+      {
+        services.servy = {
+          enable = true;
+          inherit site;
+        };
+      }
     ];
     specialArgs.pkgs = removeAttrs stand-ins.pkgs ["servy"] // {stdenv.hostPlatform.system = "x86_64-linux";};
   };
@@ -186,12 +192,16 @@
         }
       ])
     (check "nixosModules: importing both .default and .servy gives one module" bothModules.config.services.servy.package.name "servy")
+    (check "the module embeds a site in the flake's servy through its override" [
+      bothModules.config.services.servy.finalPackage.args.SERVY_ASSETS_DIR
+      (map (a: a.message) (builtins.filter (a: !a.assertion) bothModules.config.assertions))
+    ] [site []])
     (check "nixosConfigurations.benchvm: a toplevel, the module and the VM's settings"
       [(isDrv self.nixosConfigurations.benchvm.config.system.build.toplevel) (builtins.length self.nixosConfigurations.benchvm.modules)]
       [true 3])
     (check "lib.mkServy: the site goes to the final build only" (let
-      built = self.lib.x86_64-linux.mkServy {site = "/nix/store/0000000000000000000000000000000a-public";};
-    in [built.args.SERVY_ASSETS_DIR (self.packages.x86_64-linux.servy.args ? SERVY_ASSETS_DIR)]) ["/nix/store/0000000000000000000000000000000a-public" false])
+      built = self.lib.x86_64-linux.mkServy {inherit site;};
+    in [built.args.SERVY_ASSETS_DIR (self.packages.x86_64-linux.servy.args ? SERVY_ASSETS_DIR)]) [site false])
   ];
 
   failed = builtins.filter (c: c.got != c.expected) cases;

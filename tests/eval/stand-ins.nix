@@ -22,7 +22,8 @@
       then "/fake/servy"
       else "/fake/servy-with-${baseNameOf (toString site)}";
     meta.mainProgram = "servy";
-    override = args: servy args.site;
+    # As callPackage's override, which mirrors the recipe's arguments.
+    override = {site}: servy site;
   };
   tomlValue = types.oneOf [types.bool types.int types.float types.str types.path (types.attrsOf tomlValue) (types.listOf tomlValue)];
 in {
