@@ -26,6 +26,7 @@ import datetime
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -66,7 +67,7 @@ def build(site: Path, bin_dir: Path) -> tuple[Path, Path]:
     so a later build in the same checkout cannot swap the binary under the benchmark."""
     env = dict(os.environ, SERVY_ASSETS_DIR=str(site.resolve()))
     start = time.monotonic()
-    cmd = ["cargo", "build", "--release", "-p", "servy", "-p", "servy-stub"]
+    cmd = ["cargo", "build", "--release", "--locked", "-p", "servy", "-p", "servy-stub"]
     log(f"building servy with the site embedded: {' '.join(cmd)}")
     subprocess.run(cmd, cwd=REPO / "server", env=env, check=True)
     log(f"build took {time.monotonic() - start:.0f}s")
@@ -173,6 +174,13 @@ def main() -> int:
     ap.add_argument("--sws", type=Path, help="static-web-server binary (default: PATH, then ~/.cargo/bin)")
     ap.add_argument("--quick", action="store_true", help="smoke: --scale 0.05 --rounds 1 --duration 3")
     args = ap.parse_args()
+    # SIGTERM to this process alone unwinds like Ctrl-C, so the finally blocks
+    # below stop the servers and the stub instead of leaving them running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # The servers start in their own working directories: make the given paths absolute.
+    for name in ("servy", "stub", "sws", "out", "wrk_paths"):
+        if getattr(args, name) is not None:
+            setattr(args, name, getattr(args, name).resolve())
     if args.quick:
         args.scale, args.rounds, args.duration = min(args.scale, 0.05), 1, min(args.duration, 3)
 
@@ -294,9 +302,11 @@ def main() -> int:
     result = report.write(out, meta, runs, profile)
     print(result["markdown"])
     log(f"report: {out / 'report.md'}, {out / 'report.html'}")
-    failed = [r for r in runs if r["failed"] or not r["thresholds_ok"]]
+    # A run that sent no request proves nothing (k6's thresholds hold vacuously then).
+    failed = [r for r in runs if r["failed"] or not r["thresholds_ok"] or not r["requests"]]
     for r in failed:
-        log(f"FAILED: round {r['round']} {r['server']} {r['load']}: {r['failed']} failed requests/checks")
+        log(f"FAILED: round {r['round']} {r['server']} {r['load']}: {r['requests']} requests, "
+            f"{r['failed']} failed requests/checks, thresholds {'held' if r['thresholds_ok'] else 'failed'}")
     return 1 if failed else 0
 
 

@@ -47,11 +47,18 @@ end
 """
 
 
+def seconds(duration: str) -> int:
+    """A k6 duration as the runner writes it ("30s", "2m") in whole seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    return int(duration[:-1]) * units[duration[-1]] if duration[-1] in units else int(duration)
+
+
 def k6(scenario: str, url: str, paths: Path, aliases: Path, vus: int, duration: str, cpu: int, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     cmd = ["taskset", "-c", str(cpu), str(K6_RUN), "--scenario", scenario, "--url", url, "--paths", str(paths),
            "--aliases", str(aliases), "--vus", str(vus), "--duration", duration, "--out", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    # k6 stops on its own after the duration plus its 30 s graceful stop; this is the backstop.
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds(duration) + 90)
     (out / "k6.log").write_text(proc.stdout + proc.stderr)
     summary = out / "summary.json"
     if not summary.exists():
@@ -76,7 +83,8 @@ def wrk(url: str, request_paths: Path, connections: int, duration_s: int, cpu: i
     script.write_text(WRK_SCRIPT)
     cmd = ["taskset", "-c", str(cpu), "wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency",
            "-s", str(script), url]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, WRK_PATHS=str(request_paths)))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, WRK_PATHS=str(request_paths)),
+                          timeout=duration_s + 60)
     (out / "wrk.log").write_text(proc.stdout + proc.stderr)
     line = next((l for l in proc.stdout.splitlines() if l.startswith("WRKJSON ")), None)
     if proc.returncode != 0 or line is None:

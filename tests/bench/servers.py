@@ -117,7 +117,10 @@ class Servy(Server):
         self.metrics_port = 0
 
     def command(self) -> list[str]:
+        # Two free ports asked for one after the other may be the same one.
         self.metrics_port = free_port()
+        while self.metrics_port == self.port:
+            self.metrics_port = free_port()
         config = self.workdir / "servy.toml"
         config.write_text(
             f"""# Benchmark configuration: request log off, as nginx's access log is.

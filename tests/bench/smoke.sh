@@ -21,7 +21,7 @@ out=$(cd "$out" && pwd)
 python3 "$repo/tests/sitegen/sitegen.py" --out "$out/site" --scale 0.05 >/dev/null
 
 start=$SECONDS
-(cd "$repo/server" && SERVY_ASSETS_DIR="$out/site/site" cargo build --release -p servy -p servy-stub)
+(cd "$repo/server" && SERVY_ASSETS_DIR="$out/site/site" cargo build --release --locked -p servy -p servy-stub)
 echo "smoke: build took $((SECONDS - start))s"
 target=${CARGO_TARGET_DIR:-$repo/server/target}/release
 mkdir -p "$out/bin"
