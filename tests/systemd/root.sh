@@ -41,8 +41,10 @@ if [ ! -x "$root/lib/systemd/systemd" ]; then
   echo "root.sh: building $root from $mirror (a few minutes, once)" >&2
   mkdir -p "$cache"
   tmp=$(mktemp -d "$cache/.build.XXXXXX")
-  trap 'rm -rf "$tmp"' EXIT
-  debootstrap --variant=minbase --include="$packages" "$suite" "$tmp/root" "$mirror" >"$tmp/log" 2>&1 ||
+  # --one-file-system: an interrupted debootstrap may leave /proc mounted inside.
+  trap 'rm -rf --one-file-system "$tmp"' EXIT
+  # A few minutes normally; a stalled mirror must not hold CI for its whole budget.
+  timeout 1200 debootstrap --variant=minbase --include="$packages" "$suite" "$tmp/root" "$mirror" >"$tmp/log" 2>&1 ||
     { tail -n 20 "$tmp/log" >&2; exit 1; }
   # Small and quiet boots: no apt caches, no getty on the console nspawn gives us.
   rm -rf "$tmp/root/var/cache/apt/archives/"*.deb "$tmp/root/var/lib/apt/lists/"*

@@ -155,6 +155,11 @@ set +e
 trap - ERR
 
 prop() { ct systemctl show -p "$2" --value "$1"; }
+# servy.service's overall exposure score inside the container, e.g. "1.1".
+exposure() {
+  ct systemd-analyze security servy.service --no-pager |
+    sed -n 's/.*Overall exposure level for servy.service: \([0-9.]*\).*/\1/p'
+}
 http_code() { curl -sS -m 10 -o /dev/null -w '%{http_code}' "$@" || true; }
 
 # --- 1. socket activation -------------------------------------------------------------------
@@ -283,7 +288,7 @@ ct nsenter --target "$main_pid" --mount --user --setuid "$uid" --setgid "$gid" \
 ! ct test -e /tmp/.servy-write-test || private="shared with the system"
 [ "$writable" = "/tmp /var/tmp " ] && [ "$private" = written ]
 verdict $? "sandbox: servy's user can write only to: ${writable:-nothing}(its /tmp: $private, invisible outside)"
-score=$(ct systemd-analyze security servy.service --no-pager | sed -n 's/.*Overall exposure level for servy.service: \([0-9.]*\).*/\1/p')
+score=$(exposure)
 le "${score:-99}" 1.2
 verdict $? "sandbox: systemd-analyze security servy.service in the container: exposure ${score:-unknown} (limit 1.2)"
 # The hardening the units promise, as the container's systemd parsed it (a typo in a key
@@ -426,7 +431,7 @@ ct systemctl daemon-reload
 ct systemctl restart servy.service
 code=$(http_code "$base/")
 alias_code=$(http_code "$base/$alias_name")
-score=$(ct systemd-analyze security servy.service --no-pager | sed -n 's/.*Overall exposure level for servy.service: \([0-9.]*\).*/\1/p')
+score=$(exposure)
 [ "$code" = 200 ] && [ "$alias_code" = 404 ] && le "${score:-99}" 0.6
 verdict $? "private network: / $code through the passed socket, /$alias_name $alias_code (no fetch possible), exposure ${score:-unknown} (limit 0.6)"
 
