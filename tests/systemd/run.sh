@@ -307,6 +307,14 @@ verdict $? "sandbox: NotifyAccess=$notify CapabilityBoundingSet=${capbnd:-(empty
 paths=$("$bindir/servy" --list-assets | python3 -c 'import sys, urllib.parse
 print(",".join(urllib.parse.quote(l.strip(), safe="/%") for l in sys.stdin if l.strip()))')
 
+# load NAME DURATION: k6 with 10 users over the site's assets, in the background (k6_pid),
+# summary in $work/k6-NAME.json. No usage report: nothing may leave this machine.
+load() {
+  k6 run --quiet --no-color --no-usage-report --address 127.0.0.1:0 --summary-export "$work/k6-$1.json" \
+    -e BASE="$base" -e PATHS="$paths" -e VUS=10 -e DURATION="$2" "$here/load.js" >"$work/k6-$1.log" 2>&1 &
+  k6_pid=$!
+}
+
 # --- 6. graceful stop -----------------------------------------------------------------------
 # The largest asset, identity-encoded, read slowly: still in flight when the stop comes.
 largest=$(tr , '\n' <<<"$paths" | while read -r p; do
@@ -335,9 +343,7 @@ verdict $? "graceful stop: $asset: ${slow_bytes:-0} of $size bytes arrived intac
 
 # --- 5. zero-downtime restart ---------------------------------------------------------------
 http_code "$base/" >/dev/null # activate again
-k6 run --quiet --no-color --address 127.0.0.1:0 --summary-export "$work/k6-restart.json" \
-  -e BASE="$base" -e PATHS="$paths" -e VUS=10 -e DURATION=15s "$here/load.js" >"$work/k6-restart.log" 2>&1 &
-k6_pid=$!
+load restart 15s
 sleep 2
 pids=()
 restart_times=()
@@ -372,9 +378,7 @@ else
 fi
 pid_before=$(prop servy.service MainPID)
 restarts_before=$(prop servy.service NRestarts)
-k6 run --quiet --no-color --address 127.0.0.1:0 --summary-export "$work/k6-memory.json" \
-  -e BASE="$base" -e PATHS="$paths" -e VUS=10 -e DURATION=10s "$here/load.js" >"$work/k6-memory.log" 2>&1 &
-k6_pid=$!
+load memory 10s
 anon_peak=0
 current_peak=0
 while kill -0 "$k6_pid" 2>/dev/null; do
