@@ -5,7 +5,7 @@
 //! change, with the changed lines; exits 1 if any would change, 2 if any does not parse.
 //! `--write` formats them in place instead.
 //!
-//! crates.io has the library up to 3.1.0; nixpkgs' `alejandra` (what `nix fmt` and the
+//! The published library stops at 3.1.0; nixpkgs' `alejandra` (what `nix fmt` and the
 //! `nix-alejandra` flake check run) is 4.0.0. 4.0 leaves selections, `or` defaults and
 //! `a ? b` as written where 3.1 lays them out, and adds `/** */` doc comments and pipe
 //! operators, so what 3.1 accepts 4.0 accepts in practice: every `.nix` file of the
