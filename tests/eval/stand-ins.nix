@@ -8,6 +8,25 @@
   inherit (lib) mkOption types;
   attrs = types.attrsOf types.unspecified;
   list = types.listOf types.unspecified;
+  # systemd.services / systemd.sockets: named units with the options every unit has.
+  units = options:
+    mkOption {
+      default = {};
+      type = types.attrsOf (types.submodule {
+        options =
+          {
+            enable = mkOption {
+              type = types.bool;
+              default = true;
+            };
+            wantedBy = mkOption {
+              type = types.listOf types.str;
+              default = [];
+            };
+          }
+          // options;
+      });
+    };
   fakeFile = name: content: {
     type = "derivation";
     inherit name;
@@ -58,47 +77,21 @@ in {
         type = list;
         default = [];
       };
-      systemd.services = mkOption {
-        default = {};
-        type = types.attrsOf (types.submodule {
-          options = {
-            enable = mkOption {
-              type = types.bool;
-              default = true;
-            };
-            wantedBy = mkOption {
-              type = types.listOf types.str;
-              default = [];
-            };
-            serviceConfig = mkOption {
-              type = attrs;
-              default = {};
-            };
-          };
-        });
+      systemd.services = units {
+        serviceConfig = mkOption {
+          type = attrs;
+          default = {};
+        };
       };
-      systemd.sockets = mkOption {
-        default = {};
-        type = types.attrsOf (types.submodule {
-          options = {
-            enable = mkOption {
-              type = types.bool;
-              default = true;
-            };
-            wantedBy = mkOption {
-              type = types.listOf types.str;
-              default = [];
-            };
-            listenStreams = mkOption {
-              type = types.listOf types.str;
-              default = [];
-            };
-            socketConfig = mkOption {
-              type = attrs;
-              default = {};
-            };
-          };
-        });
+      systemd.sockets = units {
+        listenStreams = mkOption {
+          type = types.listOf types.str;
+          default = [];
+        };
+        socketConfig = mkOption {
+          type = attrs;
+          default = {};
+        };
       };
     };
   };
