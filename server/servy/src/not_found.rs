@@ -9,32 +9,40 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 
-use crate::site::NotFoundPage;
-
 const PLAIN: &[u8] = b"404 Not Found\n";
 
-/// The 404 response: `page` is the site's `404.html` (`Site::not_found_page`), if it has
-/// one. HEAD gets the same headers and no body.
-pub fn respond(page: Option<NotFoundPage>, method: &Method) -> Response {
-    let (bytes, content_type, content_length) = match page {
-        Some(page) => (page.bytes, page.content_type, page.content_length),
-        None => (
-            PLAIN,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-            HeaderValue::from(PLAIN.len()),
-        ),
-    };
+/// The body and headers a 404 carries, built once at start-up (`Site::new`).
+pub struct NotFoundPage {
+    pub bytes: &'static [u8],
+    pub content_type: HeaderValue,
+    pub content_length: HeaderValue,
+}
+
+impl NotFoundPage {
+    /// For a site without `404.html`.
+    pub fn plain() -> NotFoundPage {
+        NotFoundPage {
+            bytes: PLAIN,
+            content_type: HeaderValue::from_static("text/plain; charset=utf-8"),
+            content_length: HeaderValue::from(PLAIN.len()),
+        }
+    }
+}
+
+/// The 404 response carrying `page` (`Site::not_found_page`). HEAD gets the same headers
+/// and no body.
+pub fn respond(page: &NotFoundPage, method: &Method) -> Response {
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
-        Body::from(Bytes::from_static(bytes))
+        Body::from(Bytes::from_static(page.bytes))
     };
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::NOT_FOUND;
     let h = response.headers_mut();
     h.reserve(3);
-    h.insert(CONTENT_TYPE, content_type);
-    h.insert(CONTENT_LENGTH, content_length);
+    h.insert(CONTENT_TYPE, page.content_type.clone());
+    h.insert(CONTENT_LENGTH, page.content_length.clone());
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
@@ -47,7 +55,7 @@ mod tests {
     // answer of a site without one is pinned here.
     #[test]
     fn without_a_404_page_the_answer_is_a_plain_404() {
-        let get = respond(None, &Method::GET);
+        let get = respond(&NotFoundPage::plain(), &Method::GET);
         assert_eq!(get.status(), StatusCode::NOT_FOUND);
         let h = get.headers();
         assert_eq!(h[CONTENT_TYPE], "text/plain; charset=utf-8");
@@ -58,7 +66,7 @@ mod tests {
             Some(PLAIN.len() as u64)
         );
 
-        let head = respond(None, &Method::HEAD);
+        let head = respond(&NotFoundPage::plain(), &Method::HEAD);
         assert_eq!(head.status(), StatusCode::NOT_FOUND);
         assert_eq!(head.headers(), get.headers(), "HEAD: the same headers");
         assert_eq!(
@@ -74,7 +82,7 @@ mod tests {
             content_type: HeaderValue::from_static("text/html; charset=utf-8"),
             content_length: HeaderValue::from_static("13"),
         };
-        let r = respond(Some(page), &Method::GET);
+        let r = respond(&page, &Method::GET);
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         assert_eq!(r.headers()[CONTENT_TYPE], "text/html; charset=utf-8");
         assert_eq!(r.headers()[CONTENT_LENGTH], "13");

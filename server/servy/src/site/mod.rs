@@ -28,6 +28,7 @@ use bytes::Bytes;
 use rust_embed::RustEmbed;
 
 use crate::config::CacheConfig;
+use crate::not_found::NotFoundPage;
 use crate::router::Served;
 use negotiate::Coding;
 use range::Outcome;
@@ -112,20 +113,14 @@ pub struct Asset {
     variants: Vec<Representation>,
 }
 
-/// The bytes and headers of the site's own `404.html`.
-pub struct NotFoundPage {
-    pub bytes: &'static [u8],
-    pub content_type: HeaderValue,
-    pub content_length: HeaderValue,
-}
-
 /// The lookup from normalised key to asset, built once at startup and never changed.
 pub struct Site {
     assets: Vec<Asset>,
     /// Every key a request may normalise to: `a/b.html`, and for `a/index.html` also
     /// `a` and `a/` (and `""` for the root), so no request formats a string to look up.
     lookup: HashMap<&'static str, usize>,
-    not_found: Option<usize>,
+    /// Chosen once: the site's `404.html`, or the plain page when it has none.
+    not_found: NotFoundPage,
 }
 
 impl Site {
@@ -209,7 +204,14 @@ impl Site {
                 }
             }
         }
-        let not_found = lookup.get("404.html").copied();
+        let not_found = match lookup.get("404.html") {
+            Some(&i) => NotFoundPage {
+                bytes: assets[i].identity.bytes,
+                content_type: assets[i].content_type.clone(),
+                content_length: assets[i].identity.content_length.clone(),
+            },
+            None => NotFoundPage::plain(),
+        };
         Site {
             assets,
             lookup,
@@ -280,14 +282,9 @@ impl Site {
         self.assets.len()
     }
 
-    /// The site's `404.html`, if it has one.
-    pub fn not_found_page(&self) -> Option<NotFoundPage> {
-        let asset = &self.assets[self.not_found?];
-        Some(NotFoundPage {
-            bytes: asset.identity.bytes,
-            content_type: asset.content_type.clone(),
-            content_length: asset.identity.content_length.clone(),
-        })
+    /// The page a 404 carries (see [`Site::new`]).
+    pub fn not_found_page(&self) -> &NotFoundPage {
+        &self.not_found
     }
 }
 
