@@ -95,14 +95,20 @@ where
     }
 }
 
-/// Content-Length when set, else what the body knows of its exact size.
+/// The body's exact size, which every servy body knows (bytes from the binary), so the
+/// Content-Length string is only parsed for a body that does not.
 fn body_len(response: &Response) -> u64 {
     response
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .or_else(|| response.body().size_hint().exact())
+        .body()
+        .size_hint()
+        .exact()
+        .or_else(|| {
+            response
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or(0)
 }
 
