@@ -38,16 +38,21 @@ stage "$tmp/plain"
 stage "$tmp/private"
 cp -r "$units/servy.service.d" "$tmp/private/"
 
+pass() { echo "PASS $1"; passed=$((passed + 1)); }
+# fail WHAT [DETAILS]: the details indented under the line.
+fail() {
+  echo "FAIL $1"
+  [ -z "${2-}" ] || printf '%s\n' "$2" | sed 's/^/    /'
+  failed=$((failed + 1))
+}
+
 # Any output (an unknown key, a missing binary) is a failure, not only the exit status.
 for unit in "$tmp"/plain/*.service "$tmp"/plain/*.socket "$tmp"/private/servy.service; do
   name=${unit#"$tmp"/}
   if out=$(systemd-analyze verify "$unit" 2>&1) && [ -z "$out" ]; then
-    echo "PASS verify $name"
-    passed=$((passed + 1))
+    pass "verify $name"
   else
-    echo "FAIL verify $name"
-    printf '%s\n' "${out:-exit status non-zero}" | sed 's/^/    /'
-    failed=$((failed + 1))
+    fail "verify $name" "${out:-exit status non-zero}"
   fi
 done
 
@@ -61,21 +66,16 @@ for variant in plain:1.2 private:0.6; do
   name=${variant%:*} limit=${variant#*:}
   score=$(exposure "$tmp/$name") || score= # an error is a FAIL below, not the end of the run
   if [ -n "$score" ] && awk -v s="$score" -v m="$limit" 'BEGIN { exit !(s <= m) }'; then
-    echo "PASS security servy.service ($name): exposure $score (limit $limit)"
-    passed=$((passed + 1))
+    pass "security servy.service ($name): exposure $score (limit $limit)"
   else
-    echo "FAIL security servy.service ($name): exposure ${score:-unknown} (limit $limit)"
-    failed=$((failed + 1))
+    fail "security servy.service ($name): exposure ${score:-unknown} (limit $limit)"
   fi
 done
 # The example configuration install.sh ships must stay valid for the servy it ships with.
 if out=$("$bindir/servy" --check --config "$units/servy.toml" 2>&1); then
-  echo "PASS servy --check servy.toml"
-  passed=$((passed + 1))
+  pass "servy --check servy.toml"
 else
-  echo "FAIL servy --check servy.toml"
-  printf '%s\n' "$out" | sed 's/^/    /'
-  failed=$((failed + 1))
+  fail "servy --check servy.toml" "$out"
 fi
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
