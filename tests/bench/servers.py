@@ -24,6 +24,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from configs import nginx_conf, nginx_short_links, sws_toml
 from measure import free_port, wait_port
 
 # Types worth precompressing, as an admin would list them in gzip_types.
@@ -38,7 +39,11 @@ def precompress(site: Path, dest: Path) -> dict[str, int]:
             continue
         out = dest / src.relative_to(site)
         out.parent.mkdir(parents=True, exist_ok=True)
-        os.link(src, out)
+        try:
+            os.link(src, out)
+        except OSError:
+            # Another file system, or a Nix build's bind-mounted input: copy instead.
+            shutil.copy2(src, out)
         written["files"] += 1
         if src.suffix in COMPRESSIBLE:
             data = src.read_bytes()
@@ -152,54 +157,19 @@ class Nginx(Server):
         prefix = self.workdir / "nginx"
         for d in ("logs", "tmp"):
             (prefix / d).mkdir(parents=True, exist_ok=True)
-        short_links = "".join(f'    "/{a}" "{t}";\n    "/{a}/" "{t}";\n' for a, t in self.redirects)
         tmp = prefix / "tmp"
+        # One worker on one CPU; the process lines are the runner's, the rest is the template.
         (prefix / "nginx.conf").write_text(
-            f"""# One worker on one CPU, tuned as a performance-minded admin would.
-worker_processes 1;
-daemon off;
-pid {prefix}/nginx.pid;
-error_log {prefix}/logs/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-  include /etc/nginx/mime.types;
-  default_type application/octet-stream;
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  tcp_nodelay on;
-  keepalive_timeout 65;
-  keepalive_requests 100000;
-  open_file_cache max=10000 inactive=5m;
-  open_file_cache_valid 5m;
-  open_file_cache_min_uses 1;
-  open_file_cache_errors on;
-  # Precompressed .gz files next to the originals; nginx-light has no brotli module.
-  gzip off;
-  gzip_static on;
-  gzip_vary on;
-  client_body_temp_path {tmp}/body;
-  proxy_temp_path {tmp}/proxy;
-  fastcgi_temp_path {tmp}/fastcgi;
-  uwsgi_temp_path {tmp}/uwsgi;
-  scgi_temp_path {tmp}/scgi;
-  map $uri $short_link {{
-    default "";
-{short_links}  }}
-  server {{
-    listen 127.0.0.1:{self.port} reuseport;
-    root {self.root};
-    index index.html;
-    error_page 404 /404.html;
-    # Files win over aliases, as in servy.
-    location / {{ try_files $uri $uri/ @short_link; }}
-    location @short_link {{
-      if ($short_link = "") {{ return 404; }}
-      return 308 $short_link;
-    }}
-  }}
-}}
-"""
+            f"daemon off;\npid {prefix}/nginx.pid;\nerror_log {prefix}/logs/error.log warn;\n"
+            + nginx_conf(
+                WORKER_PROCESSES="1",
+                MIME_TYPES="/etc/nginx/mime.types",
+                ACCESS_LOG="off",
+                TEMP_DIR=str(tmp),
+                SHORT_LINKS=nginx_short_links(self.redirects),
+                LISTEN=f"127.0.0.1:{self.port}",
+                ROOT=str(self.root),
+            )
         )
         return ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
 
@@ -215,23 +185,7 @@ class StaticWebServer(Server):
 
     def command(self) -> list[str]:
         config = self.workdir / "sws.toml"
-        rules = "".join(
-            f'[[advanced.redirects]]\nsource = "/{a}"\ndestination = "{t}"\nkind = 301\n\n' for a, t in self.redirects
-        )
-        config.write_text(
-            f"""[general]
-host = "127.0.0.1"
-port = {self.port}
-root = "{self.root}"
-log-level = "error"
-compression = false
-compression-static = true
-threads-multiplier = 1
-
-[advanced]
-
-{rules}"""
-        )
+        config.write_text(sws_toml("127.0.0.1", self.port, self.root, self.redirects))
         return [str(self.binary), "--config-file", str(config)]
 
 
