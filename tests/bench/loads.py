@@ -63,6 +63,11 @@ def k6(scenario: str, url: str, paths: Path, aliases: Path, vus: int, duration: 
     summary = out / "summary.json"
     if not summary.exists():
         raise RuntimeError(f"k6 {scenario} wrote no summary (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    return k6_result(summary, proc.returncode)
+
+
+def k6_result(summary: Path, returncode: int) -> dict:
+    """The flat result from a k6 run's summary.json (tests/k6/lib/summary.js) and exit status."""
     h = json.loads(summary.read_text())["headline"]
     duration_s = h["requests"] / h["requests_per_s"] if h["requests_per_s"] else 0.0
     return {
@@ -73,7 +78,7 @@ def k6(scenario: str, url: str, paths: Path, aliases: Path, vus: int, duration: 
         "p95_ms": h["latency_ms"]["p95"],
         "p99_ms": h["latency_ms"]["p99"],
         "failed": h["failed_requests"] + h["checks_failed"],
-        "thresholds_ok": proc.returncode == 0,
+        "thresholds_ok": returncode == 0,
     }
 
 

@@ -77,14 +77,32 @@ def ratios(table: dict) -> dict[str, dict[str, float]]:
     return out
 
 
+def placement(meta: dict) -> str:
+    """Where the server and the load generator ran: pinned CPUs, or as meta says."""
+    if "placement" in meta:
+        return meta["placement"]
+    return f"Server pinned to CPU {meta['server_cpu']}, load generator to CPU {meta['client_cpu']}."
+
+
+def extra_tables(tables: list[dict]) -> tuple[str, str]:
+    """Further tables ({title, header, rows} of strings) as markdown and as HTML."""
+    md, html_out = "", ""
+    for t in tables:
+        md += f"\n## {t['title']}\n\n| " + " | ".join(t["header"]) + " |\n|" + "---|" * len(t["header"]) + "\n"
+        md += "".join("| " + " | ".join(row) + " |\n" for row in t["rows"])
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in t["header"])
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in t["rows"])
+        html_out += f"<h2>{html.escape(t['title'])}</h2><table><tr>{head}</tr>{body}</table>"
+    return md, html_out
+
+
 def markdown(meta: dict, table: dict, ratio: dict) -> str:
     cols = [m for m in METRICS if m[0] != "cpu_s_per_1k"]
     lines = [
         f"# servy benchmark, {meta['date']}",
         "",
-        f"Machine: {meta['machine']}. Server pinned to CPU {meta['server_cpu']}, load generator to CPU "
-        f"{meta['client_cpu']}. Site: {meta['site']}. Medians of {meta['rounds']} rounds of {meta['duration']} "
-        f"per load; failed requests are summed over rounds.",
+        f"Machine: {meta['machine']}. {placement(meta)} Site: {meta['site']}. Medians of {meta['rounds']} rounds "
+        f"of {meta['duration']} per load; failed requests are summed over rounds.",
         "",
         "| load | server | " + " | ".join(label for _, label, _, _ in cols) + " |",
         "|---|---|" + "---:|" * len(cols),
@@ -132,7 +150,7 @@ def bar_chart(title: str, table: dict, key: str, fmt: str, subtitle: str = "", w
     )
 
 
-def html_report(meta: dict, table: dict, ratio: dict, md: str, flamegraph: bool) -> str:
+def html_report(meta: dict, table: dict, ratio: dict, md: str, flamegraph: bool, extra: str = "") -> str:
     charts = [
         ("Server CPU time per request (µs, lower is better)", "cpu_us_per_req", "{:.1f}"),
         ("Requests per second (higher is better)", "req_per_s", "{:,.0f}"),
@@ -167,19 +185,21 @@ def html_report(meta: dict, table: dict, ratio: dict, md: str, flamegraph: bool)
 table{{border-collapse:collapse;margin:1em 0;font-size:13px}}td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}
 td:first-child,td:nth-child(2){{text-align:left}}figure{{margin:1.5em 0}}</style></head><body>
 <h1>servy benchmark, {html.escape(meta['date'])}</h1>
-<p>{html.escape(meta['machine'])}. Server on CPU {meta['server_cpu']}, load generator on CPU {meta['client_cpu']}.
+<p>{html.escape(meta['machine'])}. {html.escape(placement(meta))}
 Site: {html.escape(meta['site'])}. Medians of {meta['rounds']} rounds of {html.escape(meta['duration'])} per load.</p>
-{ratio_table}{svgs}
+{extra}{ratio_table}{svgs}
 <h2>All figures</h2><table><tr><th>load</th><th>server</th>{head}</tr>{body}</table>
 <ul>{notes}</ul>{flame}
 </body></html>
 """
 
 
-def write(out: Path, meta: dict, runs: list[dict], profile: dict | None) -> dict:
+def write(out: Path, meta: dict, runs: list[dict], profile: dict | None, tables: list[dict] | None = None) -> dict:
     table = medians(runs)
     ratio = ratios(table)
     md = markdown(meta, table, ratio)
+    extra_md, extra_html = extra_tables(tables or [])
+    md += extra_md
     if profile:
         top = profile.get("top", {})
         md += f"\n## Where servy's time goes (wrk load, perf, {top.get('samples', 0)} samples)\n\n"
@@ -191,7 +211,9 @@ def write(out: Path, meta: dict, runs: list[dict], profile: dict | None) -> dict
     (out / "report.json").write_text(
         json.dumps({"meta": meta, "medians": table, "servy_over_nginx": ratio, "runs": runs, "profile": profile}, indent=1)
     )
-    (out / "report.html").write_text(html_report(meta, table, ratio, md, bool(profile and profile.get("flamegraph"))))
+    (out / "report.html").write_text(
+        html_report(meta, table, ratio, md, bool(profile and profile.get("flamegraph")), extra_html)
+    )
     chart = bar_chart(
         "Server CPU time per request, µs (lower is better)",
         table,
