@@ -31,9 +31,11 @@
         ];
         specialArgs.servyPackages = self.packages.${system};
       };
+    # The same system at each size of tests/bench/benchvm.toml, for benchvm-test --sizes.
+    benchvmSizes = import ./nixos/benchvm-sizes.nix {inherit lib;};
   in {
     packages = forAllSystems ({servy, ...}: {
-      inherit (servy) servy servy-stub container k6test test-site bench-site;
+      inherit (servy) servy servy-stub container k6test test-site bench-site bench-competitors;
       default = servy.servy;
     });
 
@@ -84,11 +86,14 @@
         };
         default = self.apps.${system}.servy;
       }
-      // import ./pkgs/benchvm.nix {
+      // import ./pkgs/benchvm.nix (let
+        benchvm = benchvmFor system;
+      in {
         inherit lib;
-        inherit (pkgs) writeShellApplication openssh coreutils;
-        vm = (benchvmFor system).config.system.build.vm;
-      });
+        inherit (pkgs) writeShellApplication openssh coreutils python3;
+        vm = benchvm.config.system.build.vm;
+        sizedVms = lib.mapAttrs (_: sized: sized.config.system.build.vm) (benchvmSizes benchvm);
+      }));
 
     devShells = forAllSystems ({pkgs, ...}: {
       default = pkgs.mkShell {

@@ -1,7 +1,8 @@
 # The benchvm apps:
 #   nix run .#benchvm        boot the VM headless (serial console here; Ctrl-a x quits)
-#   nix run .#benchvm-test   run the blog's k6 scenario inside it and copy
-#                            summary.{json,txt,html} out (to benchvm-results/<time>/)
+#   nix run .#benchvm-test   compare servers inside it (tests/bench/benchvm.py): runs k6
+#                            in the VM, copies the summaries out, writes one report and
+#                            prints Parca's URL for each run; --sizes boots each size
 # State (the SSH key made on first run, the VM disk) lives in BENCHVM_STATE, by default
 # $XDG_STATE_HOME/servy-benchvm.
 {
@@ -9,8 +10,17 @@
   writeShellApplication,
   openssh,
   coreutils,
+  python3,
+  # The VM's start script, and one per size of tests/bench/benchvm.toml ("1x256" = ...).
   vm,
+  sizedVms,
 }: let
+  params = builtins.fromTOML (builtins.readFile ../tests/bench/benchvm.toml);
+  inherit (params) host_ports;
+  bench = lib.fileset.toSource {
+    root = ../tests/bench;
+    fileset = lib.fileset.unions (map (f: ../tests/bench + "/${f}") ["benchvm.py" "benchvm.toml" "loads.py" "report.py"]);
+  };
   state = ''
     state=''${BENCHVM_STATE:-''${XDG_STATE_HOME:-$HOME/.local/state}/servy-benchvm}
     mkdir -p "$state"
@@ -25,8 +35,9 @@
     program = lib.getExe program;
     meta = {inherit description;};
   };
+  runner = v: "${v}/bin/run-benchvm-vm";
 in {
-  benchvm = app "Boot the benchmark VM headless (SSH on 127.0.0.1:2222, servy on 127.0.0.1:8080)" (writeShellApplication {
+  benchvm = app "Boot the benchmark VM headless (SSH on 127.0.0.1:${toString host_ports.ssh}, servy on 127.0.0.1:${toString host_ports.servy}, Parca on 127.0.0.1:${toString host_ports.parca})" (writeShellApplication {
     name = "benchvm";
     runtimeInputs = [openssh coreutils];
     text =
@@ -38,39 +49,20 @@ in {
         fi
         export BENCHVM_STATE=$state
         export NIX_DISK_IMAGE=''${NIX_DISK_IMAGE:-$state/benchvm.qcow2}
-        echo "benchvm: booting; ssh with: ssh ''${ssh_opts[*]} -p 2222 root@127.0.0.1"
-        exec ${vm}/bin/run-benchvm-vm "$@"
+        echo "benchvm: booting; ssh with: ssh ''${ssh_opts[*]} -p ${toString host_ports.ssh} root@127.0.0.1"
+        echo "benchvm: Parca's UI: http://127.0.0.1:${toString host_ports.parca}/"
+        exec ${runner vm} "$@"
       '';
   });
 
-  benchvm-test = app "Run the blog's k6 scenario in the running benchmark VM and copy its summaries out" (writeShellApplication {
+  benchvm-test = app "Compare servy, nginx and static-web-server in the benchmark VM (k6, one report, Parca URLs; --sizes boots each size)" (writeShellApplication {
     name = "benchvm-test";
-    runtimeInputs = [openssh coreutils];
-    text =
-      state
-      + ''
-        # usage: benchvm-test [--out DIR] [k6test options, e.g. --vus 50 --duration 2m]
-        out=benchvm-results/$(date -u +%Y%m%dT%H%M%SZ)
-        if [ "''${1:-}" = --out ]; then
-          out=$2
-          shift 2
-        fi
-        if [ ! -f "$key" ]; then
-          echo "benchvm-test: no key in $state; start the VM first: nix run .#benchvm" >&2
-          exit 2
-        fi
-        for _ in $(seq 90); do
-          ssh "''${ssh_opts[@]}" -p 2222 root@127.0.0.1 true 2>/dev/null && break
-          sleep 2
-        done
-        code=0
-        ssh "''${ssh_opts[@]}" -p 2222 root@127.0.0.1 \
-          rm -rf /root/bench '&&' servy-bench --out /root/bench "$@" || code=$?
-        mkdir -p "$out"
-        scp "''${ssh_opts[@]}" -P 2222 \
-          'root@127.0.0.1:/root/bench/summary.*' "$out/"
-        echo "benchvm-test: summaries in $out (k6 exit status $code)"
-        exit "$code"
-      '';
+    runtimeInputs = [python3 openssh coreutils];
+    text = ''
+      # usage: benchvm-test <servy|nginx|static-web-server|all> [--scenario blog|browser]
+      #          [--sizes [1x256,2x4096,16x16384]] [--vus N] [--duration D] [--no-profile] [--out DIR]
+      exec python3 ${bench}/benchvm.py --params ${bench}/benchvm.toml \
+        ${lib.concatStringsSep " " (lib.mapAttrsToList (size: v: "--sized-vm ${size}=${runner v}") sizedVms)} "$@"
+    '';
   });
 }

@@ -17,5 +17,10 @@ in rec {
   # Small for the VM tests, full size (about 49 MB, 620 files) for benchvm.
   test-site = pkgs.callPackage ./test-site.nix {};
   bench-site = pkgs.callPackage ./test-site.nix {scale = 1;};
+  # benchvm's nginx and static-web-server files, from bench-site.
+  bench-competitors = pkgs.callPackage ./bench-competitors.nix {
+    site = bench-site;
+    swsPort = (builtins.fromTOML (builtins.readFile ../tests/bench/benchvm.toml)).servers.static-web-server.port;
+  };
   inherit (workspace) checks;
 }

@@ -8,7 +8,18 @@
 #   nix-instantiate --eval --strict tests/eval/flake.nix --argstr nixpkgsLib <checkout of nixpkgs.lib>/lib
 {nixpkgsLib}: let
   realLib = import nixpkgsLib;
-  lib = realLib // {nixosSystem = args: nixosSystem args;};
+  lib =
+    realLib
+    // {
+      nixosSystem = args: nixosSystem args;
+      # Adding sources to the store is all the fileset library would do here.
+      fileset =
+        realLib.fileset
+        // {
+          toSource = request: {outPath = "/fake/source-of-${baseNameOf request.root}";};
+          unions = sets: sets;
+        };
+    };
   systems = ["x86_64-linux" "aarch64-linux"];
 
   # Something `nix flake check` takes for a derivation; the builders' arguments stay
@@ -30,7 +41,8 @@
       writeText = name: _: drv name {};
       runCommand = name: _: _: drv name {};
       stdenvNoCC.mkDerivation = args: drv args.pname {inherit (args) meta;};
-      writeShellApplication = args: drv args.name {meta.mainProgram = args.name;};
+      # The script's text is evaluated, so its wiring is.
+      writeShellApplication = args: builtins.deepSeq args.text (drv args.name {meta.mainProgram = args.name;});
       mkShell = _: drv "shell" {};
       dockerTools = {
         streamLayeredImage = args: drv args.name {};
@@ -53,12 +65,17 @@
       cargo-nextest = drv "cargo-nextest" {};
     });
 
-  nixosSystem = {modules, ...}: {
+  # extendModules adds modules; the VM's name tells the size an extension forces.
+  nixosSystem = {modules, ...}: let
+    sized = lib.findFirst (m: builtins.isAttrs m && m ? virtualisation) null modules;
+    size = lib.optionalString (sized != null) "-${toString sized.virtualisation.cores.content}x${toString sized.virtualisation.memorySize.content}";
+  in {
     inherit modules;
     config.system.build = {
       toplevel = drv "nixos-system-benchvm" {};
-      vm = drv "nixos-vm" {meta.mainProgram = "run-benchvm-vm";};
+      vm = drv "nixos-vm${size}" {meta.mainProgram = "run-benchvm-vm";};
     };
+    extendModules = extension: nixosSystem {modules = modules ++ extension.modules;};
   };
 
   craneLib = let
@@ -86,6 +103,16 @@
     crane.mkLib = _: craneLib;
   };
   self = (import ../../flake.nix).outputs inputs;
+  # The flake again, with scripts whose path is their text: what benchvm-test runs.
+  benchvmTestText = let
+    withText = system:
+      pkgsFor system
+      // {
+        writeShellApplication = args: drv args.name {meta.mainProgram = args.name;} // {outPath = args.text;};
+      };
+    outputs = (import ../../flake.nix).outputs (inputs // {nixpkgs = inputs.nixpkgs // {legacyPackages = lib.genAttrs systems withText;};});
+  in
+    outputs.apps.x86_64-linux.benchvm-test.program;
 
   stand-ins = import ./stand-ins.nix {inherit lib;};
 
@@ -134,6 +161,7 @@
       (map perSystem ["apps" "checks" "devShells" "formatter" "lib" "packages"])
       [true true true true true true])
     (check "packages: all derivations" (lib.mapAttrs (_: isDrv) self.packages.x86_64-linux) {
+      bench-competitors = true;
       bench-site = true;
       container = true;
       default = true;
@@ -199,6 +227,9 @@
     (check "nixosConfigurations.benchvm: a toplevel, the module and the VM's settings"
       [(isDrv self.nixosConfigurations.benchvm.config.system.build.toplevel) (builtins.length self.nixosConfigurations.benchvm.modules)]
       [true 3])
+    (check "benchvm-test is given the VM of each size in tests/bench/benchvm.toml, extended from benchvm"
+      (map (size: lib.hasInfix "--sized-vm ${size}=/fake/nixos-vm-${size}/bin/run-benchvm-vm" benchvmTestText) ["1x256" "2x4096" "16x16384"])
+      [true true true])
     (check "lib.mkServy: the site goes to the final build only" (let
       built = self.lib.x86_64-linux.mkServy {inherit site;};
     in [built.args.SERVY_ASSETS_DIR (self.packages.x86_64-linux.servy.args ? SERVY_ASSETS_DIR)]) [site false])

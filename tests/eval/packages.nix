@@ -14,7 +14,10 @@
       fileset =
         realLib.fileset
         // {
-          toSource = request: {source = request;};
+          toSource = request: {
+            source = request;
+            outPath = "/fake/source";
+          };
           unions = sets: sets;
         };
     };
@@ -48,16 +51,49 @@
     };
   };
 
+  writeShellApplication = {
+    name,
+    text,
+    ...
+  }: {
+    type = "derivation";
+    outPath = "/fake/${name}";
+    meta.mainProgram = name;
+    inherit text;
+  };
   benchvmApps = import ../../pkgs/benchvm.nix {
-    inherit lib;
-    writeShellApplication = {name, ...}: {
-      type = "derivation";
-      outPath = "/fake/${name}";
-      meta.mainProgram = name;
-    };
+    inherit lib writeShellApplication;
     openssh = "openssh";
     coreutils = "coreutils";
+    python3 = "python3";
     vm = "/fake/benchvm-vm";
+    sizedVms = {
+      "1x256" = "/fake/benchvm-vm-1x256";
+      "2x4096" = "/fake/benchvm-vm-2x4096";
+    };
+  };
+  # What the app runs, read back from its script (`program` is only the wrapper's path).
+  benchvmTestText =
+    (import ../../pkgs/benchvm.nix {
+      inherit lib;
+      writeShellApplication = args: writeShellApplication args // {outPath = args.text;};
+      openssh = "openssh";
+      coreutils = "coreutils";
+      python3 = "python3";
+      vm = "/fake/benchvm-vm";
+      sizedVms = {
+        "1x256" = "/fake/benchvm-vm-1x256";
+        "2x4096" = "/fake/benchvm-vm-2x4096";
+      };
+    })
+    .benchvm-test
+    .program;
+  competitors = import ../../pkgs/bench-competitors.nix {
+    inherit lib;
+    runCommand = name: env: script: {inherit name env script;};
+    python3 = "python3";
+    site = "/fake/bench-site";
+    swsPort = 8083;
   };
 
   words = s: lib.filter (w: w != "") (lib.splitString " " (lib.replaceStrings ["\n"] [" "] s));
@@ -134,6 +170,14 @@
         benchvm = [["meta" "program" "type"] "app" "/fake/benchvm/bin/benchvm" true];
         benchvm-test = [["meta" "program" "type"] "app" "/fake/benchvm-test/bin/benchvm-test" true];
       })
+    (check "benchvm-test: benchvm.py with the parameters file and one VM build per size" (map (w: lib.hasInfix w benchvmTestText) [
+      "python3 /fake/source/benchvm.py --params /fake/source/benchvm.toml"
+      "--sized-vm 1x256=/fake/benchvm-vm-1x256/bin/run-benchvm-vm --sized-vm 2x4096=/fake/benchvm-vm-2x4096/bin/run-benchvm-vm"
+      "\"$@\""
+    ]) [true true true])
+    (check "bench-competitors: rendered by the runner's configs.py"
+      (lib.hasInfix "python3 /fake/source/configs.py --site /fake/bench-site --out $out --sws-port 8083" competitors.script)
+      true)
     (check "the k6 runner and scenario the k6test package and VM tests use exist"
       (map (f: builtins.pathExists (../.. + "/${f}")) ["tests/k6/run.sh" "tests/k6/blog.js" "tests/sitegen/sitegen.py"])
       [true true true])

@@ -82,6 +82,26 @@ in {
           type = attrs;
           default = {};
         };
+        unitConfig = mkOption {
+          type = attrs;
+          default = {};
+        };
+        description = mkOption {
+          type = types.str;
+          default = "";
+        };
+        after = mkOption {
+          type = types.listOf types.str;
+          default = [];
+        };
+        before = mkOption {
+          type = types.listOf types.str;
+          default = [];
+        };
+        script = mkOption {
+          type = types.lines;
+          default = "";
+        };
       };
       systemd.sockets = units {
         listenStreams = mkOption {

@@ -76,7 +76,7 @@ if [ -n "${NIXPKGS_LIB:-}" ]; then
   [ -f "$lib/lib/default.nix" ] && lib=$lib/lib
   [ -f "$lib/default.nix" ] || fail "NIXPKGS_LIB=$NIXPKGS_LIB holds no lib/default.nix"
   version=$(nix-instantiate --eval --expr '{ lib }: (import lib).version' --argstr lib "$lib" | tr -d '"')
-  for test in tests/eval/default.nix tests/eval/packages.nix tests/eval/flake.nix; do
+  for test in tests/eval/default.nix tests/eval/packages.nix tests/eval/flake.nix tests/eval/benchvm.nix; do
     step "evaluation with the nixpkgs lib $version: $test"
     out=$(nix-instantiate --eval --strict --json "$test" --argstr nixpkgsLib "$lib") ||
       fail "evaluation: $test"
