@@ -4,7 +4,7 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in nix-bin nginx-light wrk debootstrap systemd-container curl jq procps iproute2 linux-perf ca-certificates; do
+for pkg in nix-bin nginx-light wrk debootstrap systemd-container curl jq procps iproute2 linux-perf ca-certificates shellcheck; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -5,8 +5,9 @@
 #   2. formatted as `nix fmt` would      nixfmt-check (the alejandra 3.1 library, server/nixfmt)
 #   3. no dead code                      deadnix --fail
 #   4. flake.lock pins exactly the inputs flake.nix names, each fully locked
-#   5. the NixOS module, the package recipes and the flake's outputs evaluate right
-#      (tests/eval), with the real nixpkgs lib, when NIXPKGS_LIB names a checkout of nixpkgs.lib
+#   5. the NixOS module, the package recipes, the flake's outputs and benchvm evaluate right
+#      (tests/eval), with the real nixpkgs lib, when NIXPKGS_LIB names a checkout of nixpkgs.lib;
+#      the scripts they write pass pyflakes and shellcheck (where installed); benchvm.py's tests
 #
 # usage: NIXPKGS_LIB=/path/to/nixpkgs.lib tests/nix/check.sh
 # Needs nix-instantiate, jq, cargo and deadnix (`cargo install deadnix --locked`).
@@ -99,8 +100,30 @@ if [ -n "${NIXPKGS_LIB:-}" ]; then
     fi
     echo "  $test: $(jq -r --arg t "$test" '.[$t].nodes | join(", ")' <<<"$rendered")"
   done
+
+  step "benchvm's shell scripts pass $(command -v shellcheck >/dev/null && echo shellcheck, as writeShellApplication checks them || echo "bash -n (shellcheck not installed)")"
+  rendered=$(nix-instantiate --eval --strict --json tests/eval/shell-scripts.nix --argstr nixpkgsLib "$lib") ||
+    fail "evaluation: tests/eval/shell-scripts.nix"
+  for script in $(jq -r 'keys[]' <<<"$rendered"); do
+    # The prologue writeShellApplication puts before the text.
+    { printf '#!/usr/bin/env bash\nset -o errexit\nset -o nounset\nset -o pipefail\n\n'
+      jq -r --arg s "$script" '.[$s]' <<<"$rendered"; } >"$scripts/$script.sh"
+    if command -v shellcheck >/dev/null; then
+      shellcheck "$scripts/$script.sh" || fail "$script: shellcheck"
+    else
+      bash -n "$scripts/$script.sh" || fail "$script: bash -n"
+    fi
+    echo "  $script"
+  done
+
 else
   echo "SKIPPED: module evaluation (set NIXPKGS_LIB=<checkout of nixpkgs.lib> to run it)"
 fi
+
+step "benchvm-test's Python (tests/bench/benchvm.py): its unit tests$(python3 -m pyflakes --version >/dev/null 2>&1 && echo " and pyflakes")"
+if python3 -m pyflakes --version >/dev/null 2>&1; then
+  python3 -m pyflakes tests/bench/benchvm.py tests/bench/configs.py tests/bench/test_benchvm.py || fail "pyflakes: tests/bench"
+fi
+(cd tests/bench && python3 -m unittest -q test_benchvm 2>&1 | tail -n 3) || fail "tests/bench/test_benchvm.py"
 
 echo "nix checks passed in $((SECONDS - started)) s"

@@ -1,0 +1,174 @@
+"""Tests of benchvm-test's host side (benchvm.py) and the shared configs, without a VM.
+
+The VM is replaced by an object that answers like benchvm-run does: it "copies out" a
+run directory holding summary.json (k6's headline, as tests/k6/lib/summary.js writes
+it) and usage.json (as benchvm-run writes it). Run: cd tests/bench && python3 -m unittest test_benchvm
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import tomllib
+import unittest
+import urllib.parse
+from pathlib import Path
+
+import benchvm
+import configs
+import report
+
+HEADLINE = {
+    "requests": 30000,
+    "requests_per_s": 1000.0,
+    "bytes": 3_000_000_000,
+    "latency_ms": {"p50": 2.0, "p95": 7.5, "p99": 12.0},
+    "failed_requests": 0,
+    "checks_failed": 0,
+}
+
+
+def usage(**extra) -> dict:
+    u = {"server": "nginx", "unit": "nginx.service", "start_ms": 1_700_000_000_000, "end_ms": 1_700_000_030_000,
+         "cpu_usec": 12_000_000, "memory_peak_bytes": 64 * 2**20, "anon_peak_bytes": 8 * 2**20,
+         "unit_result": "success", "k6_exit": 0, "cores": 2, "memory_kib": 4_000_000}
+    u.update(extra)
+    return u
+
+
+class FakeVm:
+    """benchvm-run's side: the files a run leaves, and the commands it was given."""
+
+    def __init__(self, files: dict[str, dict], exit_code: int = 0):
+        self.files, self.exit_code, self.commands = files, exit_code, []
+
+    def ssh(self, *command: str, timeout: float) -> int:
+        self.commands.append(command)
+        return self.exit_code
+
+    def copy_out(self, remote: str, local: Path) -> None:
+        local.mkdir(parents=True, exist_ok=True)
+        for name, content in self.files.items():
+            (local / name).write_text(json.dumps(content))
+
+
+class Sizes(unittest.TestCase):
+    def setUp(self):
+        params = tomllib.loads((Path(benchvm.__file__).parent / "benchvm.toml").read_text())
+        self.known = {benchvm.size_name(s): s for s in params["sizes"]}
+
+    def test_the_blogs_sizes_are_the_defaults(self):
+        self.assertEqual(list(self.known), ["1x256", "2x4096", "16x16384"])
+        self.assertEqual(self.known["1x256"]["vus"], [1, 10])
+        self.assertEqual([self.known[n]["vus"] for n in ("2x4096", "16x16384")], [[10], [10]])
+
+    def test_parse_picks_the_named_sizes(self):
+        picked = benchvm.parse_sizes("2x4096, 1x256", self.known)
+        self.assertEqual([benchvm.size_name(s) for s in picked], ["2x4096", "1x256"])
+
+    def test_parse_rejects_a_size_without_a_build(self):
+        with self.assertRaisesRegex(ValueError, "unknown size 3x512"):
+            benchvm.parse_sizes("1x256,3x512", self.known)
+        with self.assertRaises(ValueError):
+            benchvm.parse_sizes(" , ", self.known)
+
+
+class ParcaUrl(unittest.TestCase):
+    def test_the_runs_time_range_and_the_servers_profile(self):
+        url = benchvm.parca_url(7070, "static-web-server", 1000, 31000)
+        self.assertTrue(url.startswith("http://127.0.0.1:7070/?"))
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+        self.assertEqual(query["from_a"], ["1000"])
+        self.assertEqual(query["to_a"], ["31000"])
+        self.assertEqual(query["time_selection_a"], ["absolute:1000-31000"])
+        self.assertEqual(query["expression_a"], ['parca_agent:samples:count:cpu:nanoseconds:delta{exec="static-web-server"}'])
+
+    def test_servy_is_the_scraped_job(self):
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(benchvm.parca_url(7070, "servy", 1, 2)).query)
+        self.assertIn('{job="servy"}', query["expression_a"][0])
+
+
+class RunOne(unittest.TestCase):
+    def setUp(self):
+        self.out = Path(self.enterContext(tempfile.TemporaryDirectory()))
+
+    def test_a_run_reads_k6s_summary_and_the_units_usage(self):
+        vm = FakeVm({"summary.json": {"headline": HEADLINE}, "usage.json": usage()})
+        run = benchvm.run_one(vm, "nginx", "blog", 10, "30s", "blog 2x4096 10 users", self.out, True, 7070)
+        remote = "/root/benchvm/blog-2x4096-10-users-nginx"
+        self.assertEqual(vm.commands, [("rm", "-rf", remote, "&&", "benchvm-run", "nginx", "blog", "10", "30s", remote)])
+        self.assertEqual((run["requests"], run["bytes"], run["p95_ms"], run["failed"]), (30000, 3_000_000_000, 7.5, 0))
+        self.assertAlmostEqual(run["cpu_s"], 12.0)
+        self.assertEqual((run["rss_peak_kib"], run["rss_anon_peak_kib"]), (64 * 1024, 8 * 1024))
+        self.assertEqual(run["size"], "2 vCPU, 3906 MiB")
+        self.assertTrue(run["thresholds_ok"])
+        self.assertIn("from_a=1700000000000", run["parca_url"])
+        self.assertTrue((self.out / "runs" / "blog-2x4096-10-users-nginx" / "summary.json").exists())
+
+    def test_no_profile_is_passed_on_and_gives_no_url(self):
+        vm = FakeVm({"summary.json": {"headline": HEADLINE}, "usage.json": usage(k6_exit=99)})
+        run = benchvm.run_one(vm, "servy", "browser", 1, "5s", "browser 1 users", self.out, False, 7070)
+        self.assertEqual(vm.commands[0][-1], "--no-profile")
+        self.assertNotIn("parca_url", run)
+        self.assertFalse(run["thresholds_ok"])
+
+    def test_a_run_without_a_summary_is_lost_and_says_how_the_unit_ended(self):
+        vm = FakeVm({"usage.json": usage(unit_result="oom-kill")}, exit_code=1)
+        run = benchvm.run_one(vm, "nginx", "blog", 10, "30s", "blog 1x256 10 users", self.out, True, 7070)
+        self.assertIn("lost", run)
+        self.assertIn("oom-kill", run["lost"])
+
+
+class Report(unittest.TestCase):
+    def test_the_blog_table_and_the_report(self):
+        out = Path(self.enterContext(tempfile.TemporaryDirectory()))
+        ok = FakeVm({"summary.json": {"headline": HEADLINE}, "usage.json": usage()})
+        killed = FakeVm({"summary.json": {"headline": dict(HEADLINE, failed_requests=120)},
+                         "usage.json": usage(unit_result="oom-kill", k6_exit=99, cores=1, memory_kib=230_000)})
+        lost = FakeVm({}, exit_code=255)
+        runs = [
+            benchvm.run_one(ok, "nginx", "blog", 10, "30s", "blog 2x4096 10 users", out, True, 7070),
+            benchvm.run_one(killed, "servy", "blog", 10, "30s", "blog 1x256 10 users", out, True, 7070),
+            benchvm.run_one(lost, "static-web-server", "blog", 10, "30s", "blog 1x256 10 users", out, True, 7070),
+        ]
+        table = benchvm.blog_table(runs)
+        self.assertEqual(table["rows"][0][:8], ["nginx", "2 vCPU, 3906 MiB", "10", "100", "1,000", "7.5", "64", "8.0"])
+        self.assertEqual(table["rows"][0][8], "ok")
+        self.assertEqual(table["rows"][1][8], "failed 120, unit oom-kill")
+        self.assertEqual(table["rows"][2][:3], ["static-web-server", "blog 1x256 10 users", "10"])
+        self.assertIn("no summary", table["rows"][2][8])
+
+        meta = {"date": "today", "machine": "benchvm", "placement": "k6 in the VM.", "site": "bench-site",
+                "rounds": 1, "duration": "30s", "notes": []}
+        written = report.write(out, meta, [r for r in runs if "lost" not in r], None, [table])
+        md = (out / "report.md").read_text()
+        self.assertEqual(written["markdown"], md)
+        self.assertIn("Machine: benchvm. k6 in the VM. Site: bench-site.", md)
+        self.assertIn("## The blog's table: server × VM size", md)
+        self.assertIn("| nginx | 2 vCPU, 3906 MiB | 10 | 100 | 1,000 | 7.5 | 64 | 8.0 | ok |", md)
+        html = (out / "report.html").read_text()
+        self.assertIn("<h2>The blog&#x27;s table: server × VM size</h2>", html)
+        self.assertIn("<td>failed 120, unit oom-kill</td>", html)
+
+
+class NginxTemplate(unittest.TestCase):
+    values = dict(WORKER_PROCESSES="1", MIME_TYPES="/m", ACCESS_LOG="off", TEMP_DIR="/t", SHORT_LINKS="",
+                  LISTEN="127.0.0.1:1", ROOT="/r")
+
+    def test_every_placeholder_is_filled_in(self):
+        text = configs.nginx_conf(**self.values)
+        self.assertNotIn("@", text.replace("@short_link", ""))
+        self.assertIn("worker_processes 1;", text)
+        self.assertIn("listen 127.0.0.1:1 reuseport;", text)
+
+    def test_a_missing_or_unknown_value_is_an_error(self):
+        short = dict(self.values)
+        del short["ROOT"]
+        with self.assertRaisesRegex(ValueError, "missing \\['ROOT'\\]"):
+            configs.nginx_conf(**short)
+        with self.assertRaisesRegex(ValueError, "unknown \\['PORT'\\]"):
+            configs.nginx_conf(**self.values, PORT="1")
+
+
+if __name__ == "__main__":
+    unittest.main()
