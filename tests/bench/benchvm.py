@@ -212,7 +212,8 @@ def main() -> int:
                     help="boot the VM at these sizes in turn (alone: every size in benchvm.toml)")
     ap.add_argument("--vus", type=int, help="k6 users (default: benchvm.toml's; with --sizes, each size's)")
     ap.add_argument("--duration", help="run length, k6 syntax (default: benchvm.toml's)")
-    ap.add_argument("--no-profile", action="store_true", help="stop Parca and parca-agent during the runs")
+    ap.add_argument("--no-profile", action="store_true",
+                    help="stop Parca and parca-agent during the runs (always, with --sizes)")
     ap.add_argument("--out", type=Path, help="output directory (default benchvm-results/<UTC time>)")
     ap.add_argument("--params", type=Path, default=HERE / "benchvm.toml")
     ap.add_argument("--sized-vm", action="append", default=[], metavar="CxMiB=RUNNER",
@@ -268,6 +269,8 @@ def main() -> int:
         if not key.exists():
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "servy-benchvm", "-f", str(key)],
                            check=True)
+        # The size builds start no profiler: these runs measure the servers alone.
+        profile = False
         for size in sizes:
             name = size_name(size)
             log(f"booting the {size['cores']} vCPU / {size['memory_mib']} MiB VM")
@@ -277,8 +280,7 @@ def main() -> int:
                         runs.append(run_one(vm, server, scenario, vus, duration, f"{scenario} {name} {vus} users",
                                             out, profile, ports["parca"]))
         tables.append(blog_table(runs))
-        placement = ("k6 runs inside each VM, sharing its vCPUs and memory with the server, as in the blog. "
-                     "Parca keeps its profiles in memory: they are gone once a size's VM stops.")
+        placement = "k6 runs inside each VM, sharing its vCPUs and memory with the server, as in the blog."
 
     measured = [r for r in runs if "lost" not in r]
     lost = [r for r in runs if "lost" in r]

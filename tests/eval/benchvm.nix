@@ -132,6 +132,13 @@
         "2x4096" = "/fake/run-benchvm-vm-2x4096";
         "16x16384" = "/fake/run-benchvm-vm-16x16384";
       })
+    (check "the size builds start no profiler at boot; the VM of `nix run .#benchvm` does"
+      (lib.mapAttrs (_: s: map (u: s.config.systemd.services.${u}.wantedBy) ["parca" "parca-agent" "nginx"]) (sizes // {base = evaluated;})) {
+        "1x256" = [[] [] []];
+        "2x4096" = [[] [] []];
+        "16x16384" = [[] [] []];
+        base = [["multi-user.target"] ["multi-user.target"] []];
+      })
     (check "benchvm-run knows each server's units and port" (map (l: lib.hasInfix l benchvmRun.text) [
       "servy) units=(servy.service servy.socket servy-metrics.socket) port=8080 ;;"
       "nginx) units=(nginx.service) port=8082 ;;"
