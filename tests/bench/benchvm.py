@@ -291,6 +291,9 @@ def main() -> int:
         "static-web-server use the runner's configuration (tests/bench/nginx.conf.in, configs.py).",
         "Each server is warmed up for 5 s with one user before the measured run.",
     ]
+    if profile:
+        notes.append("Parca profiled the runs: servy through its own pprof sampling (scraped every 10 s), nginx and "
+                     "static-web-server through parca-agent's eBPF sampling; --no-profile measures without.")
     notes += [f"{r['load']} {r['server']}: {r['lost']}" for r in lost]
     notes += [f"{r['load']} {r['server']}: Parca {r['parca_url']}" for r in measured if "parca_url" in r]
     first = json.loads(next((out / "runs").glob("*/usage.json")).read_text()) if measured else {}

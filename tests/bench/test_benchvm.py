@@ -7,10 +7,14 @@ it) and usage.json (as benchvm-run writes it). Run: cd tests/bench && python3 -m
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import tempfile
 import tomllib
 import unittest
+import unittest.mock
 import urllib.parse
 from pathlib import Path
 
@@ -36,11 +40,21 @@ def usage(**extra) -> dict:
     return u
 
 
+def setUpModule():
+    # benchvm.py narrates on stderr; the tests read what it returns and writes.
+    saved = benchvm.log
+    benchvm.log = lambda msg: None
+    unittest.addModuleCleanup(lambda: setattr(benchvm, "log", saved))
+
+
 class FakeVm:
     """benchvm-run's side: the files a run leaves, and the commands it was given."""
 
     def __init__(self, files: dict[str, dict], exit_code: int = 0):
         self.files, self.exit_code, self.commands = files, exit_code, []
+
+    def wait(self, seconds: float) -> bool:
+        return True
 
     def ssh(self, *command: str, timeout: float) -> int:
         self.commands.append(command)
@@ -149,6 +163,68 @@ class Report(unittest.TestCase):
         html = (out / "report.html").read_text()
         self.assertIn("<h2>The blog&#x27;s table: server × VM size</h2>", html)
         self.assertIn("<td>failed 120, unit oom-kill</td>", html)
+
+
+class Main(unittest.TestCase):
+    """benchvm-test from its command line to the report, with the VM replaced."""
+
+    def setUp(self):
+        self.tmp = Path(self.enterContext(tempfile.TemporaryDirectory()))
+        (self.tmp / "state").mkdir()
+        (self.tmp / "state" / "id_ed25519").write_text("key")
+        self.vm = FakeVm({"summary.json": {"headline": HEADLINE}, "usage.json": usage()})
+        patches = {"Vm": lambda key, port: self.vm, "port_open": lambda port: False}
+        saved = {name: getattr(benchvm, name) for name in patches}
+        for name, value in patches.items():
+            setattr(benchvm, name, value)
+        self.addCleanup(lambda: [setattr(benchvm, n, v) for n, v in saved.items()])
+        env = unittest.mock.patch.dict("os.environ", {"BENCHVM_STATE": str(self.tmp / "state")})
+        self.enterContext(env)
+        os.environ.pop("NIX_DISK_IMAGE", None)  # restored with the rest by the patch
+
+    def main(self, *argv: str) -> int:
+        with unittest.mock.patch("sys.argv", ["benchvm-test", *argv, "--out", str(self.tmp / "out")]):
+            with contextlib.redirect_stdout(io.StringIO()) as stdout, contextlib.redirect_stderr(io.StringIO()):
+                code = benchvm.main()
+        self.stdout = stdout.getvalue()
+        return code
+
+    def test_all_runs_each_server_in_the_running_vm(self):
+        self.assertEqual(self.main("all", "--scenario", "browser"), 0)
+        self.assertEqual([c[5:9] for c in self.vm.commands], [
+            ("servy", "browser", "10", "30s"), ("nginx", "browser", "10", "30s"),
+            ("static-web-server", "browser", "10", "30s")])
+        printed = [line for line in self.stdout.splitlines() if line.startswith("browser 10 users")]
+        self.assertEqual([line.split(": Parca http://127.0.0.1:7070/?")[0] for line in printed], [
+            "browser 10 users servy", "browser 10 users nginx", "browser 10 users static-web-server"])
+        md = (self.tmp / "out" / "report.md").read_text()
+        self.assertIn("| browser 10 users | static-web-server |", md)
+        self.assertNotIn("The blog's table", md)
+        self.assertTrue((self.tmp / "out" / "report.html").exists())
+
+    def test_sizes_boot_each_build_and_write_the_blogs_table(self):
+        # A "VM" that is still up when the runs end (it exits 2 s after it started).
+        runner = self.tmp / "run-benchvm-vm"
+        runner.write_text('#!/bin/sh\necho "$BENCHVM_STATE $NIX_DISK_IMAGE"\nsleep 2\n')
+        runner.chmod(0o755)
+        code = self.main("servy", "--sizes", "1x256,2x4096", "--sized-vm", f"1x256={runner}",
+                         "--sized-vm", f"2x4096={runner}")
+        self.assertEqual(code, 0)
+        runs = [c for c in self.vm.commands if "benchvm-run" in c]
+        self.assertEqual([c[5:8] for c in runs], [("servy", "blog", "1"), ("servy", "blog", "10"), ("servy", "blog", "10")])
+        self.assertTrue(all(c[-1] == "--no-profile" for c in runs))
+        self.assertEqual(sum(c == ("systemctl", "poweroff") for c in self.vm.commands), 2)
+        state = (self.tmp / "state").resolve()
+        self.assertEqual((self.tmp / "out" / "console-1x256.log").read_text(), f"{state} {state}/benchvm.qcow2\n")
+        self.assertIn("## The blog's table: server × VM size", (self.tmp / "out" / "report.md").read_text())
+
+    def test_a_size_without_a_build_is_a_usage_error(self):
+        self.assertEqual(self.main("servy", "--sizes", "16x16384"), 2)
+        self.assertEqual(self.vm.commands, [])
+
+    def test_a_failed_run_fails_the_whole(self):
+        self.vm.files["summary.json"] = {"headline": dict(HEADLINE, failed_requests=3)}
+        self.assertEqual(self.main("nginx"), 1)
 
 
 class NginxTemplate(unittest.TestCase):
