@@ -203,9 +203,9 @@ class Main(unittest.TestCase):
         self.assertTrue((self.tmp / "out" / "report.html").exists())
 
     def test_sizes_boot_each_build_and_write_the_blogs_table(self):
-        # A "VM" that is still up when the runs end (it exits 2 s after it started).
+        # A "VM" that is still up when the runs end (it exits 1 s after it started).
         runner = self.tmp / "run-benchvm-vm"
-        runner.write_text('#!/bin/sh\necho "$BENCHVM_STATE $NIX_DISK_IMAGE"\nsleep 2\n')
+        runner.write_text('#!/bin/sh\necho "$BENCHVM_STATE $NIX_DISK_IMAGE"\nsleep 1\n')
         runner.chmod(0o755)
         code = self.main("servy", "--sizes", "1x256,2x4096", "--sized-vm", f"1x256={runner}",
                          "--sized-vm", f"2x4096={runner}")
