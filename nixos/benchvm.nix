@@ -275,7 +275,9 @@ in {
   };
 
   # nixpkgs has no Parca module; these follow its parca VM test, which runs both as
-  # plain units. The UI is on the host's 127.0.0.1:7070.
+  # plain units. The UI is on the host's 127.0.0.1:7070: qemu forwards it from the
+  # host's loopback, through the VM's firewall.
+  networking.firewall.allowedTCPPorts = [parcaPort];
   systemd.services.parca = {
     description = "Parca: stores and shows the CPU profiles of the servers under test";
     wantedBy = ["multi-user.target"];

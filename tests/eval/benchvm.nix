@@ -120,6 +120,9 @@
     (check "forwarded: SSH, servy and Parca's UI, on the host's loopback only"
       (map (f: "${f.host.address}:${toString f.host.port}->${toString f.guest.port}") c.virtualisation.forwardPorts)
       ["127.0.0.1:2222->22" "127.0.0.1:8080->8080" "127.0.0.1:7070->7070"])
+    (check "the VM's firewall lets in servy and Parca's UI (what qemu forwards); nginx and static-web-server stay local"
+      (lib.sort lib.lessThan c.networking.firewall.allowedTCPPorts)
+      [7070 8080])
     (check "SSH: key only, root by key only" (lib.getAttrs ["PasswordAuthentication" "KbdInteractiveAuthentication" "PermitRootLogin"] c.services.openssh.settings) {
       PasswordAuthentication = false;
       KbdInteractiveAuthentication = false;
