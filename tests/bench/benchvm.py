@@ -151,8 +151,9 @@ class Booted:
 
 
 def run_one(vm: Vm, server: str, scenario: str, vus: int, duration: str, load: str, out: Path, profile: bool,
-            parca_port: int) -> dict:
-    """One server under one load, in the VM; the run as report.py wants it, plus what happened."""
+            parca_port: int, size: str = "") -> dict:
+    """One server under one load, in the VM; the run as report.py wants it, plus what happened.
+    size names the VM's size (default: what the VM reports; its MemTotal is below what it was given)."""
     tag = f"{load}-{server}".replace(" ", "-")
     remote = f"/root/benchvm/{tag}"
     command = ["rm", "-rf", remote, "&&", "benchvm-run", server, scenario, str(vus), duration, remote]
@@ -164,7 +165,8 @@ def run_one(vm: Vm, server: str, scenario: str, vus: int, duration: str, load: s
     vm.copy_out(remote, local)
     usage_file, summary = local / "usage.json", local / "summary.json"
     usage = json.loads(usage_file.read_text()) if usage_file.exists() else {}
-    run = {"server": server, "load": load, "size": usage and f"{usage['cores']} vCPU, {usage['memory_kib'] // 1024} MiB",
+    measured = usage and f"{usage['cores']} vCPU, {usage['memory_kib'] // 1024} MiB"
+    run = {"server": server, "load": load, "size": size or measured,
            "vus": vus, "round": 1, "exit": code, "unit_result": usage.get("unit_result", "unknown")}
     if not summary.exists() or not usage:
         run["lost"] = f"no summary (benchvm-run exit {code}, unit {run['unit_result']})"
@@ -278,7 +280,8 @@ def main() -> int:
                 for vus in [args.vus] if args.vus else size["vus"]:
                     for server in servers:
                         runs.append(run_one(vm, server, scenario, vus, duration, f"{scenario} {name} {vus} users",
-                                            out, profile, ports["parca"]))
+                                            out, profile, ports["parca"],
+                                            f"{size['cores']} vCPU, {size['memory_mib']} MiB"))
         tables.append(blog_table(runs))
         placement = "k6 runs inside each VM, sharing its vCPUs and memory with the server, as in the blog."
 

@@ -216,7 +216,11 @@ class Main(unittest.TestCase):
         self.assertEqual(sum(c == ("systemctl", "poweroff") for c in self.vm.commands), 2)
         state = (self.tmp / "state").resolve()
         self.assertEqual((self.tmp / "out" / "console-1x256.log").read_text(), f"{state} {state}/benchvm.qcow2\n")
-        self.assertIn("## The blog's table: server × VM size", (self.tmp / "out" / "report.md").read_text())
+        md = (self.tmp / "out" / "report.md").read_text()
+        self.assertIn("## The blog's table: server × VM size", md)
+        # The size given, not the 3906 MiB the fake VM reports as its memory.
+        self.assertIn("| servy | 1 vCPU, 256 MiB | 1 |", md)
+        self.assertIn("| servy | 2 vCPU, 4096 MiB | 10 |", md)
 
     def test_a_size_without_a_build_is_a_usage_error(self):
         self.assertEqual(self.main("servy", "--sizes", "16x16384"), 2)
