@@ -24,6 +24,7 @@ pub struct Config {
     pub log: LogConfig,
     pub cache: CacheConfig,
     pub limits: LimitsConfig,
+    pub acme: AcmeConfig,
 }
 
 /// The main listener. Ignored for sockets passed by systemd as `http`.
@@ -144,6 +145,66 @@ pub struct LimitsConfig {
     pub shutdown_grace: Duration,
 }
 
+/// Certificates that servy obtains and renews itself from an ACME CA (RFC 8555).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcmeConfig {
+    /// Host names on the certificate; empty (the default) turns ACME off.
+    pub domains: Vec<String>,
+    /// A contact for the CA's expiry and policy mail; optional.
+    pub email: Option<String>,
+    /// The CA's directory URL. Let's Encrypt production by default.
+    pub directory: String,
+    /// Where the account key and the certificate live; `$STATE_DIRECTORY` (systemd's
+    /// `StateDirectory=`) when unset.
+    pub state_dir: Option<PathBuf>,
+    /// A PEM root certificate to trust for the CA's own HTTPS (a private or test CA);
+    /// the system's roots when unset.
+    pub ca_roots: Option<PathBuf>,
+    pub challenge: AcmeChallenge,
+    /// First wait after a failed order; it doubles on each failure up to six hours.
+    #[serde(with = "duration")]
+    pub retry_min: Duration,
+}
+
+/// How the CA checks that servy answers for the domains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum AcmeChallenge {
+    /// RFC 8737: on the https listener, with the `acme-tls/1` ALPN protocol. Needs no
+    /// port 80 and works on the socket systemd passes.
+    #[default]
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+    /// RFC 8555 §8.3: `/.well-known/acme-challenge/<token>` on the http listener, for
+    /// setups where 443 is terminated elsewhere.
+    #[serde(rename = "http-01")]
+    Http01,
+}
+
+/// Let's Encrypt's production directory. Staging, for trying things out without its
+/// rate limits: `https://acme-staging-v02.api.letsencrypt.org/directory`.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+impl AcmeConfig {
+    pub fn enabled(&self) -> bool {
+        !self.domains.is_empty()
+    }
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        Self {
+            domains: Vec::new(),
+            email: None,
+            directory: LETS_ENCRYPT.into(),
+            state_dir: None,
+            ca_roots: None,
+            challenge: AcmeChallenge::TlsAlpn01,
+            retry_min: Duration::from_secs(60),
+        }
+    }
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
@@ -230,7 +291,15 @@ impl std::error::Error for ConfigError {}
 
 /// The sections `SERVY_<SECTION>_<KEY>` may address. Other `SERVY_*` variables (such as
 /// the build-time `SERVY_ASSETS_DIR`) are not ours to judge and are ignored.
-const SECTIONS: [&str; 6] = ["http", "metrics", "redirects", "log", "cache", "limits"];
+const SECTIONS: [&str; 7] = [
+    "http",
+    "metrics",
+    "redirects",
+    "log",
+    "cache",
+    "limits",
+    "acme",
+];
 
 impl Config {
     /// The file (if any), then the environment, then validation. `env` is passed in so
@@ -244,6 +313,12 @@ impl Config {
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        // systemd's `StateDirectory=` (a colon-separated list when there are several).
+        let state_directory = env
+            .iter()
+            .find(|(k, v)| k == "STATE_DIRECTORY" && !v.is_empty())
+            .and_then(|(_, v)| v.split(':').next().map(PathBuf::from));
         let (mut table, file_config) = match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -280,6 +355,9 @@ impl Config {
                         ConfigError(format!("{}: {}", o.var, e.message().trim()))
                     })?;
         }
+        if config.acme.state_dir.is_none() {
+            config.acme.state_dir = state_directory;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -306,6 +384,7 @@ impl Config {
             ("limits.request_timeout", self.limits.request_timeout),
             ("limits.shutdown_grace", self.limits.shutdown_grace),
             ("metrics.profiling_max", self.metrics.profiling_max),
+            ("acme.retry_min", self.acme.retry_min),
         ] {
             if d.is_zero() {
                 return err(format!("{name} must be greater than zero"));
@@ -361,6 +440,7 @@ impl Config {
                 self.log.level
             ));
         }
+        self.acme.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return err(format!("log.level = {:?}: {e}", self.log.level));
         }
@@ -381,6 +461,70 @@ impl Config {
         }
         Ok(())
     }
+}
+
+impl AcmeConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let err = |m: String| Err(ConfigError(m));
+        if !self.enabled() {
+            return Ok(());
+        }
+        for domain in &self.domains {
+            if !is_host_name(domain) {
+                return err(format!(
+                    "acme.domains: {domain:?} is not a host name (lower case, no wildcard: \
+                     TLS-ALPN-01 and HTTP-01 cannot prove a wildcard)"
+                ));
+            }
+        }
+        if let Some(email) = &self.email {
+            let ok = email.split_once('@').is_some_and(|(user, host)| {
+                !user.is_empty()
+                    && !host.is_empty()
+                    && !email.contains(|c: char| c.is_whitespace() || c == ',')
+            });
+            if !ok {
+                return err(format!("acme.email = {email:?}: not an e-mail address"));
+            }
+        }
+        // RFC 8555 §6.1: ACME runs over HTTPS only.
+        if self
+            .directory
+            .strip_prefix("https://")
+            .is_none_or(|rest| rest.is_empty() || rest.starts_with('/'))
+        {
+            return err(format!(
+                "acme.directory = {:?}: must be an https:// URL",
+                self.directory
+            ));
+        }
+        match &self.state_dir {
+            None => err(
+                "acme.state_dir: not set, and $STATE_DIRECTORY is unset (StateDirectory=servy in the unit sets it)"
+                    .into(),
+            ),
+            Some(dir) if !dir.is_absolute() => err(format!(
+                "acme.state_dir = {:?}: must be an absolute path",
+                dir.display()
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+/// A DNS name a CA will certify: lower-case LDH labels, at least two of them.
+fn is_host_name(name: &str) -> bool {
+    let labels: Vec<&str> = name.split('.').collect();
+    name.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
 }
 
 /// One line out of a toml error: `file: line N: message`.
@@ -879,6 +1023,77 @@ format = "auto"
         ];
         for (toml, needle) in cases {
             let m = message(load(toml, &[]));
+            assert!(m.contains(needle), "{toml:?}: expected {needle:?} in {m:?}");
+        }
+    }
+
+    #[test]
+    fn acme_is_off_by_default_and_state_dir_comes_from_systemd() {
+        let c = load("", &[("STATE_DIRECTORY", "/var/lib/servy:/var/lib/other")]).unwrap();
+        assert!(!c.acme.enabled());
+        assert_eq!(c.acme.directory, LETS_ENCRYPT);
+        let c = load(
+            "[acme]\ndomains = [\"example.org\", \"www.example.org\"]\nchallenge = \"http-01\"\n",
+            &[("STATE_DIRECTORY", "/var/lib/servy:/var/lib/other")],
+        )
+        .unwrap();
+        assert_eq!(c.acme.domains, ["example.org", "www.example.org"]);
+        assert_eq!(c.acme.state_dir, Some(PathBuf::from("/var/lib/servy")));
+        assert_eq!(c.acme.challenge, AcmeChallenge::Http01);
+        // An explicit path wins over systemd's.
+        let c = load(
+            "[acme]\ndomains = [\"example.org\"]\nstate_dir = \"/srv/acme\"\n",
+            &[("STATE_DIRECTORY", "/var/lib/servy")],
+        )
+        .unwrap();
+        assert_eq!(c.acme.state_dir, Some(PathBuf::from("/srv/acme")));
+        assert_eq!(c.acme.challenge, AcmeChallenge::TlsAlpn01);
+        let c = load(
+            "",
+            &[
+                ("SERVY_ACME_DOMAINS", "[\"example.org\"]"),
+                ("SERVY_ACME_STATE_DIR", "/srv/acme"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.acme.domains, ["example.org"]);
+    }
+
+    #[test]
+    fn acme_validation() {
+        let with =
+            |rest: &str| format!("[acme]\ndomains = [\"example.org\"]\nstate_dir = \"/s\"\n{rest}");
+        let cases = [
+            (
+                "[acme]\ndomains = [\"example.org\"]\n".to_string(),
+                "acme.state_dir",
+            ),
+            (
+                "[acme]\ndomains = [\"*.example.org\"]\nstate_dir = \"/s\"\n".into(),
+                "acme.domains",
+            ),
+            (
+                "[acme]\ndomains = [\"Example.org\"]\nstate_dir = \"/s\"\n".into(),
+                "acme.domains",
+            ),
+            (
+                "[acme]\ndomains = [\"localhost\"]\nstate_dir = \"/s\"\n".into(),
+                "acme.domains",
+            ),
+            (with("email = \"nobody\"\n"), "acme.email"),
+            (
+                with("directory = \"http://ca.test/dir\"\n"),
+                "acme.directory",
+            ),
+            (
+                with("state_dir = \"rel\"\n").replace("state_dir = \"/s\"\n", ""),
+                "absolute",
+            ),
+            (with("challenge = \"dns-01\"\n"), "dns-01"),
+            (with("retry_min = \"0s\"\n"), "acme.retry_min"),
+        ];
+        for (toml, needle) in cases {
+            let m = message(load(&toml, &[]));
             assert!(m.contains(needle), "{toml:?}: expected {needle:?} in {m:?}");
         }
     }
