@@ -8,6 +8,7 @@
 //! up while a slow redirects source is still loading; READY waits for that first load.
 #![deny(unsafe_code)] // allowed in `listeners` only, at the systemd boundary
 
+mod acme;
 mod cli;
 mod config;
 mod listeners;
@@ -32,6 +33,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use acme::Acme;
 use cli::Command;
 use config::Config;
 use listeners::Listeners;
@@ -70,6 +72,12 @@ fn run(args: cli::Args) -> Result<(), Failure> {
     let metrics = Arc::new(Metrics::new());
     let (redirects, refresher) = Redirects::new(config.redirects.clone(), &metrics)
         .map_err(|e| Failure::Config(Box::new(e)))?;
+    let acme = config
+        .acme
+        .enabled()
+        .then(|| Acme::new(config.acme.clone(), &metrics.registry))
+        .transpose()
+        .map_err(|e| Failure::Config(Box::new(e)))?;
     if args.command == Command::Check {
         return Ok(());
     }
@@ -79,6 +87,7 @@ fn run(args: cli::Args) -> Result<(), Failure> {
         metrics,
         redirects,
         refresher,
+        acme,
     };
     let listeners =
         listeners::open(&config.http.listen, &config.metrics.listen).map_err(Failure::startup)?;
@@ -98,6 +107,7 @@ struct State {
     metrics: Arc<Metrics>,
     redirects: Redirects,
     refresher: Refresher,
+    acme: Option<Acme>,
 }
 
 fn list_assets() -> Result<(), Failure> {
@@ -116,6 +126,7 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
         metrics,
         redirects,
         mut refresher,
+        acme,
     } = state;
     let readiness = Readiness::default();
 
@@ -130,6 +141,7 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
         site,
         redirects: redirects.clone(),
         log_requests: config.log.requests,
+        acme: acme.as_ref().map(Acme::challenges),
     };
     for listener in listeners.http {
         let service = router::service(app.clone(), metrics.clone(), &config.limits);
@@ -144,6 +156,12 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
         server
             .serve(listener, metrics_routes.clone())
             .map_err(Failure::startup)?;
+    }
+
+    // The CA is contacted only now that the listeners answer its challenges, and READY
+    // does not wait for it: the site is up over plain HTTP meanwhile.
+    if let Some(acme) = acme {
+        acme.spawn(|_key| {});
     }
 
     // The first load is bounded by the fetch timeouts; a dead source only logs.
