@@ -959,11 +959,69 @@ format = "auto"
                 "invalid socket address",
             ),
             ("[redirects]\ntimeout = \"5 parsecs\"\n", "invalid duration"),
+            (
+                "[https]\nlisten = [\"127.0.0.1:8443\"]\n",
+                "https.certificates is empty",
+            ),
+            ("[http]\nredirect_to_https = true\n", "redirect_to_https"),
+            (
+                "[https]\nlisten = [\"127.0.0.1:8080\"]\n[[https.certificates]]\ncert = \"c\"\nkey = \"k\"\n",
+                "http.listen and https.listen both contain 127.0.0.1:8080",
+            ),
+            (
+                "[https]\nhsts = \"max-age=1\\r\\nx: y\"\n[[https.certificates]]\ncert = \"c\"\nkey = \"k\"\n",
+                "https.hsts",
+            ),
+            (
+                "[https]\nhandshake_timeout = \"0s\"\n",
+                "https.handshake_timeout",
+            ),
+            (
+                "[[https.certificates]]\ncert = \"c\"\n",
+                "missing field `key`",
+            ),
         ];
         for (toml, needle) in cases {
             let m = message(load(toml, &[]));
             assert!(m.contains(needle), "{toml:?}: expected {needle:?} in {m:?}");
         }
+    }
+
+    #[test]
+    fn certificate_names_are_resolved_against_the_credentials_directory() {
+        let c = load(
+            "[[https.certificates]]\ncert = \"fullchain.pem\"\nkey = \"/etc/ssl/key.pem\"\n",
+            &[("CREDENTIALS_DIRECTORY", "/run/credentials/servy.service")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.https.certificates,
+            vec![CertificateFiles {
+                cert: "/run/credentials/servy.service/fullchain.pem".into(),
+                key: "/etc/ssl/key.pem".into(),
+            }]
+        );
+        let c = load("[[https.certificates]]\ncert = \"a\"\nkey = \"b\"\n", &[]).unwrap();
+        assert_eq!(c.https.certificates[0].cert, PathBuf::from("a"));
+    }
+
+    #[test]
+    fn https_from_the_environment() {
+        let c = load(
+            "",
+            &[
+                ("SERVY_HTTPS_LISTEN", "127.0.0.1:8443"),
+                (
+                    "SERVY_HTTPS_CERTIFICATES",
+                    "[{ cert = \"c.pem\", key = \"k.pem\" }]",
+                ),
+                ("SERVY_HTTPS_HSTS", "max-age=60"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.https.listen, vec!["127.0.0.1:8443".parse().unwrap()]);
+        assert_eq!(c.https.certificates[0].key, PathBuf::from("k.pem"));
+        assert_eq!(c.https.hsts.as_deref(), Some("max-age=60"));
     }
 
     #[test]

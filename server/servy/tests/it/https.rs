@@ -451,3 +451,15 @@ fn relative_names_are_read_from_the_credentials_directory() {
     let conn = tls::connect(https(&servy), "a.test", pki.client(&[])).expect("handshake");
     assert!(tls::peer_leaf(&conn) == a.der);
 }
+
+#[test]
+fn a_passed_https_socket_without_certificates_is_a_config_error() {
+    let mut servy = Servy::builder().https().no_wait().start();
+    let status = servy.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(78), "{}", servy.stderr());
+    assert!(
+        servy.stderr().contains("https.certificates"),
+        "{}",
+        servy.stderr()
+    );
+}
