@@ -493,11 +493,15 @@ impl Config {
             }
         }
         let https = &self.https;
-        if https.certificates.is_empty() && !https.listen.is_empty() {
-            return err("https.listen is set but https.certificates is empty".into());
+        // With [acme], the certificates come from the CA instead of files.
+        let no_certificates = https.certificates.is_empty() && !self.acme.enabled();
+        if no_certificates && !https.listen.is_empty() {
+            return err(
+                "https.listen is set but https.certificates is empty and [acme] is off".into(),
+            );
         }
-        if https.certificates.is_empty() && self.http.redirect_to_https {
-            return err("http.redirect_to_https needs https.certificates".into());
+        if no_certificates && self.http.redirect_to_https {
+            return err("http.redirect_to_https needs https.certificates or [acme]".into());
         }
         if let Some(hsts) = &https.hsts {
             if hsts.is_empty() || !hsts.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
@@ -516,6 +520,15 @@ impl Config {
             ));
         }
         self.acme.validate()?;
+        if self.acme.enabled()
+            && self.acme.challenge == AcmeChallenge::Http01
+            && self.http.redirect_to_https
+        {
+            return err(
+                "acme.challenge = \"http-01\" needs plain HTTP on the http listener, but http.redirect_to_https is on (use tls-alpn-01)"
+                    .into(),
+            );
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return err(format!("log.level = {:?}: {e}", self.log.level));
         }
@@ -1187,6 +1200,10 @@ format = "auto"
             ),
             (with("challenge = \"dns-01\"\n"), "dns-01"),
             (with("retry_min = \"0s\"\n"), "acme.retry_min"),
+            (
+                with("challenge = \"http-01\"\n[http]\nredirect_to_https = true\n"),
+                "redirect_to_https",
+            ),
         ];
         for (toml, needle) in cases {
             let m = message(load(&toml, &[]));

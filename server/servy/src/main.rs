@@ -78,17 +78,19 @@ fn run(args: cli::Args) -> Result<(), Failure> {
     let metrics = Arc::new(Metrics::new());
     let (redirects, refresher) = Redirects::new(config.redirects.clone(), &metrics)
         .map_err(|e| Failure::Config(Box::new(e)))?;
-    let acme = config
-        .acme
-        .enabled()
-        .then(|| Acme::new(config.acme.clone(), &metrics.registry))
-        .transpose()
-        .map_err(|e| Failure::Config(Box::new(e)))?;
-    let tls = match config.https.certificates.is_empty() {
+    // TLS is on with certificate files or with ACME (which installs its own).
+    let tls = match config.https.certificates.is_empty() && !config.acme.enabled() {
         true => None,
-        false => Some(
+        false => Some(Arc::new(
             Tls::new(&config.https, &metrics.registry).map_err(|e| Failure::Config(Box::new(e)))?,
+        )),
+    };
+    let acme = match &tls {
+        Some(tls) if config.acme.enabled() => Some(
+            Acme::new(config.acme.clone(), &metrics.registry, tls.clone())
+                .map_err(|e| Failure::Config(Box::new(e)))?,
         ),
+        _ => None,
     };
     if args.command == Command::Check {
         return Ok(());
@@ -125,8 +127,8 @@ struct State {
     redirects: Redirects,
     refresher: Refresher,
     acme: Option<Acme>,
-    /// `None` without `[[https.certificates]]`.
-    tls: Option<Tls>,
+    /// `None` without `[[https.certificates]]` or `[acme]`.
+    tls: Option<Arc<Tls>>,
 }
 
 fn list_assets() -> Result<(), Failure> {
@@ -166,7 +168,7 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
     let redirect_to = tls
         .as_ref()
         .filter(|_| config.http.redirect_to_https)
-        .map(Tls::certificates);
+        .map(|tls| tls.certificates());
     for listener in listeners.http {
         if let Some(certificates) = &redirect_to {
             let service = https_redirect::service(
@@ -182,10 +184,18 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
         }
         .map_err(Failure::startup)?;
     }
+    if acme.is_some()
+        && config.acme.challenge == config::AcmeChallenge::TlsAlpn01
+        && listeners.https.is_empty()
+    {
+        return Err(Failure::Config(
+            "acme.challenge = \"tls-alpn-01\" needs an https listener (https.listen, or a passed \"https\" socket)".into(),
+        ));
+    }
     if !listeners.https.is_empty() {
         let Some(tls) = &tls else {
             return Err(Failure::Config(
-                "systemd passed an \"https\" socket but https.certificates is empty".into(),
+                "systemd passed an \"https\" socket but https.certificates is empty and [acme] is off".into(),
             ));
         };
         // Validated in config.rs: visible ASCII only, so this cannot fail.
@@ -229,7 +239,7 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
     // The CA is contacted only now that the listeners answer its challenges, and READY
     // does not wait for it: the site is up over plain HTTP meanwhile.
     if let Some(acme) = acme {
-        acme.spawn(|_key| {});
+        acme.spawn();
     }
 
     // The first load is bounded by the fetch timeouts; a dead source only logs.

@@ -2,8 +2,9 @@
 //!
 //! - HTTP-01 (RFC 8555 §8.3): the http listener answers
 //!   `/.well-known/acme-challenge/<token>` with the key authorization.
-//! - TLS-ALPN-01 (RFC 8737): a handshake that offers only `acme-tls/1` for a domain
-//!   gets a self-signed certificate carrying the key authorization's digest.
+//! - TLS-ALPN-01 (RFC 8737): a handshake that offers `acme-tls/1` for a domain gets a
+//!   self-signed certificate carrying the key authorization's digest; the TLS resolver
+//!   holds it ([`Certificates::set_challenge`]).
 //!
 //! Lookups are rare (only the CA makes them), so a mutex is plenty.
 
@@ -16,27 +17,34 @@ use rustls::crypto::ring::sign::any_ecdsa_type;
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::sign::CertifiedKey;
 
-/// The ALPN protocol of TLS-ALPN-01 (RFC 8737 §6.2).
-pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+use crate::tls::Certificates;
 
 /// Where HTTP-01 answers live (RFC 8555 §8.3).
 const HTTP01_PREFIX: &str = "/.well-known/acme-challenge/";
 
 /// Cheap to clone; shared by the order (which publishes) and the listeners (which answer).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Challenges {
     inner: Arc<Mutex<Answers>>,
+    certificates: Arc<Certificates>,
 }
 
 #[derive(Default)]
 struct Answers {
     /// token → key authorization
     http01: HashMap<String, String>,
-    /// domain → validation certificate
-    tls_alpn01: HashMap<String, Arc<CertifiedKey>>,
+    /// Domains with a TLS-ALPN-01 certificate in the resolver.
+    tls_alpn01: Vec<String>,
 }
 
 impl Challenges {
+    pub fn new(certificates: Arc<Certificates>) -> Challenges {
+        Challenges {
+            inner: Arc::default(),
+            certificates,
+        }
+    }
+
     fn answers(&self) -> MutexGuard<'_, Answers> {
         // A panic elsewhere cannot leave the maps half-written; keep answering.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
@@ -46,14 +54,6 @@ impl Challenges {
     pub fn http01(&self, path: &str) -> Option<String> {
         let token = path.strip_prefix(HTTP01_PREFIX)?;
         self.answers().http01.get(token).cloned()
-    }
-
-    /// The validation certificate for a TLS-ALPN-01 handshake for `server_name`.
-    pub fn tls_alpn01(&self, server_name: &str) -> Option<Arc<CertifiedKey>> {
-        self.answers()
-            .tls_alpn01
-            .get(&server_name.to_ascii_lowercase())
-            .cloned()
     }
 
     pub(super) fn publish_http01(&self, token: &str, key_authorization: &KeyAuthorization) {
@@ -68,9 +68,8 @@ impl Challenges {
         key_authorization: &KeyAuthorization,
     ) -> Result<(), String> {
         let certificate = validation_certificate(domain, key_authorization)?;
-        self.answers()
-            .tls_alpn01
-            .insert(domain.to_string(), certificate);
+        self.answers().tls_alpn01.push(domain.to_string());
+        self.certificates.set_challenge(domain, Some(certificate));
         Ok(())
     }
 
@@ -78,7 +77,9 @@ impl Challenges {
     pub(super) fn clear(&self) {
         let mut answers = self.answers();
         answers.http01.clear();
-        answers.tls_alpn01.clear();
+        for domain in answers.tls_alpn01.drain(..) {
+            self.certificates.set_challenge(&domain, None);
+        }
     }
 }
 

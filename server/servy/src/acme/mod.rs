@@ -22,13 +22,13 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
-use rustls::sign::CertifiedKey;
 use tokio::task::JoinHandle;
 
 pub use certificate::Certificate;
-pub use challenge::{ACME_TLS_ALPN, Challenges};
+pub use challenge::Challenges;
 
 use crate::config::AcmeConfig;
+use crate::tls::Tls;
 use store::Store;
 
 /// The ACME side of servy, built once in `main`.
@@ -43,6 +43,8 @@ struct Shared {
     challenges: Challenges,
     /// The certificate being served, if any.
     current: Arc<ArcSwapOption<Certificate>>,
+    /// Where certificates are served from.
+    tls: Arc<Tls>,
     metrics: AcmeMetrics,
 }
 
@@ -59,9 +61,10 @@ impl fmt::Display for AcmeError {
 impl std::error::Error for AcmeError {}
 
 impl Acme {
-    /// Opens the state directory and loads the stored certificate, if any. Talks to
-    /// nobody: the CA is first contacted by the renewal task.
-    pub fn new(config: AcmeConfig, registry: &Registry) -> Result<Acme, AcmeError> {
+    /// Opens the state directory and installs the stored certificate, if any, so it
+    /// serves from the first handshake. Talks to nobody: the CA is first contacted by
+    /// the renewal task.
+    pub fn new(config: AcmeConfig, registry: &Registry, tls: Arc<Tls>) -> Result<Acme, AcmeError> {
         let state_dir = config
             .state_dir
             .clone()
@@ -88,6 +91,7 @@ impl Acme {
                     not_after = certificate::unix_seconds(cert.not_after),
                     "acme: serving the stored certificate"
                 );
+                install(&tls, &cert);
                 Some(Arc::new(cert))
             }
             Ok(None) => None,
@@ -100,8 +104,9 @@ impl Acme {
             shared: Shared {
                 config,
                 store,
-                challenges: Challenges::default(),
+                challenges: Challenges::new(tls.certificates()),
                 current: Arc::new(ArcSwapOption::new(current)),
+                tls,
                 metrics: AcmeMetrics::register(registry),
             },
         })
@@ -112,23 +117,21 @@ impl Acme {
         self.shared.challenges.clone()
     }
 
-    /// The domains the certificate is for.
-    pub fn domains(&self) -> &[String] {
-        &self.shared.config.domains
+    /// Starts the renewal task.
+    pub fn spawn(self) -> JoinHandle<()> {
+        tokio::spawn(renewal::run(self.shared))
     }
+}
 
-    /// The certificate to serve now, if there is one yet.
-    pub fn certified_key(&self) -> Option<Arc<CertifiedKey>> {
-        self.shared.current.load().as_ref().map(|c| c.key.clone())
-    }
-
-    /// Starts the renewal task; `install` is called with each new certificate.
-    pub fn spawn(
-        self,
-        install: impl Fn(Arc<CertifiedKey>) + Send + Sync + 'static,
-    ) -> JoinHandle<()> {
-        tokio::spawn(renewal::run(self.shared, Box::new(install)))
-    }
+/// Serves `cert` for its names from the next handshake on (open connections keep
+/// theirs), and exports its expiry as `servy_tls_certificate_expiry_timestamp_seconds`.
+fn install(tls: &Tls, cert: &Certificate) {
+    tls.certificates().install(crate::tls::Loaded {
+        names: cert.names.clone(),
+        not_after: certificate::unix_seconds(cert.not_after),
+        key: cert.key.clone(),
+    });
+    tls.export_expiries();
 }
 
 /// `servy_acme_*`: what the renewal task did and will do.
@@ -138,8 +141,6 @@ struct AcmeMetrics {
     orders: IntCounterVec,
     /// `servy_acme_next_renewal_timestamp_seconds`: when the next order is due (or retried).
     next_renewal: IntGauge,
-    /// `servy_acme_certificate_expiry_timestamp_seconds`: the served certificate's notAfter.
-    expiry: IntGauge,
     /// `servy_acme_consecutive_failures`: failed orders since the last success.
     consecutive_failures: IntGauge,
 }
@@ -157,10 +158,6 @@ impl AcmeMetrics {
                 "servy_acme_next_renewal_timestamp_seconds",
                 "Unix time of the next ACME order (renewal, or retry after a failure).",
             ),
-            expiry: gauge(
-                "servy_acme_certificate_expiry_timestamp_seconds",
-                "Unix time at which the ACME certificate expires; 0 before the first.",
-            ),
             consecutive_failures: gauge(
                 "servy_acme_consecutive_failures",
                 "Failed ACME orders since the last success.",
@@ -171,7 +168,6 @@ impl AcmeMetrics {
         for c in [
             Box::new(metrics.orders.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(metrics.next_renewal.clone()),
-            Box::new(metrics.expiry.clone()),
             Box::new(metrics.consecutive_failures.clone()),
         ] {
             registry.register(c).expect("unique metric names");

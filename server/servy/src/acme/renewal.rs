@@ -10,11 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use instant_acme::Account;
-use rustls::sign::CertifiedKey;
 
 use super::certificate::{Certificate, unix_seconds};
 use super::order::{self, OrderError};
-use super::{AcmeMetrics, Shared};
+use super::{Shared, install};
 
 /// The longest wait between two failed orders: a CA that is down for a day is retried
 /// four times an hour, well inside Let's Encrypt's limits.
@@ -23,14 +22,13 @@ const BACKOFF_MAX: Duration = Duration::from_secs(6 * 3600);
 /// How often ARI is asked again at most, whatever Retry-After says.
 const ARI_RECHECK_MAX: Duration = Duration::from_secs(24 * 3600);
 
-pub type Install = Box<dyn Fn(Arc<CertifiedKey>) + Send + Sync>;
-
-pub async fn run(shared: Shared, install: Install) {
+pub async fn run(shared: Shared) {
     let Shared {
         config,
         store,
         challenges,
         current,
+        tls,
         metrics,
     } = shared;
     let mut account: Option<Account> = None;
@@ -43,7 +41,7 @@ pub async fn run(shared: Shared, install: Install) {
                     // For ARI only; a CA that is down now just means the fallback rule.
                     account = order::stored_account(&config, &store).await;
                 }
-                due(&cert, account.as_ref(), &metrics).await
+                due(&cert, account.as_ref()).await
             }
             Some(_) => {
                 tracing::info!(domains = ?config.domains, "acme: the stored certificate lacks a configured domain; ordering");
@@ -72,14 +70,13 @@ pub async fn run(shared: Shared, install: Install) {
                 failures = 0;
                 metrics.orders.with_label_values(&["ok"]).inc();
                 metrics.consecutive_failures.set(0);
-                metrics.expiry.set(unix_seconds(cert.not_after));
                 tracing::info!(
                     serial = cert.serial,
                     not_after = unix_seconds(cert.not_after),
                     took = ?started.elapsed(),
                     "acme: certificate issued and installed"
                 );
-                install(cert.key.clone());
+                install(&tls, &cert);
                 current.store(Some(Arc::new(cert)));
             }
             Err(e) => {
@@ -130,12 +127,7 @@ async fn attempt(
 }
 
 /// When `cert` is due, and when to ask the CA's ARI again (if it answered).
-async fn due(
-    cert: &Certificate,
-    account: Option<&Account>,
-    metrics: &AcmeMetrics,
-) -> (SystemTime, Option<Duration>) {
-    metrics.expiry.set(unix_seconds(cert.not_after));
+async fn due(cert: &Certificate, account: Option<&Account>) -> (SystemTime, Option<Duration>) {
     let fallback = (cert.renew_at(), None);
     let (Some(account), Some(id)) = (account, &cert.ari_id) else {
         return fallback;
