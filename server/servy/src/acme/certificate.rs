@@ -18,7 +18,8 @@ pub struct Certificate {
     pub key: Arc<CertifiedKey>,
     pub not_before: SystemTime,
     pub not_after: SystemTime,
-    /// The DNS names the leaf covers.
+    /// The DNS names the leaf covers, sorted: a CA may list them in any order, and the
+    /// TLS store replaces an installed certificate by its names.
     pub names: Vec<String>,
     /// Hex serial, for logs and tests.
     pub serial: String,
@@ -44,7 +45,7 @@ impl Certificate {
             X509Certificate::from_der(&leaf).map_err(|e| format!("certificate: {e}"))?;
         let time = |t: i64| UNIX_EPOCH + Duration::from_secs(t.max(0).unsigned_abs());
         let validity = x509.validity();
-        let names = match x509.subject_alternative_name() {
+        let mut names: Vec<String> = match x509.subject_alternative_name() {
             Ok(Some(san)) => san
                 .value
                 .general_names
@@ -56,6 +57,8 @@ impl Certificate {
                 .collect(),
             _ => Vec::new(),
         };
+        names.sort();
+        names.dedup();
         Ok(Certificate {
             not_before: time(validity.not_before.timestamp()),
             not_after: time(validity.not_after.timestamp()),

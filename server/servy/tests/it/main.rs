@@ -4,6 +4,7 @@
 
 mod support;
 
+mod acme;
 mod assets;
 mod conditional;
 mod config;

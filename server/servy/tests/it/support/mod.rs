@@ -9,6 +9,7 @@
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 pub mod http;
+pub mod pebble;
 pub mod tls;
 
 pub use http::{Response, get, raw, request};
@@ -133,6 +134,8 @@ pub struct Builder {
     args: Vec<String>,
     pass_sockets: bool,
     pass_https: bool,
+    /// Listeners the test bound itself (`http`, `https`), passed instead of fresh ones.
+    given: Option<(TcpListener, TcpListener)>,
     wait_ready: bool,
     journal_stream: bool,
 }
@@ -163,6 +166,15 @@ impl Builder {
 
     /// Also pass a third socket, `https` (the config must then have certificates).
     pub fn https(mut self) -> Self {
+        self.pass_https = true;
+        self
+    }
+
+    /// Pass these already-bound sockets as `http` and `https` (a copy each), for tests
+    /// that must know servy's ports before it starts, or keep them across a restart.
+    pub fn sockets(mut self, http: &TcpListener, https: &TcpListener) -> Self {
+        let copy = |l: &TcpListener| l.try_clone().expect("dup listener");
+        self.given = Some((copy(http), copy(https)));
         self.pass_https = true;
         self
     }
@@ -212,6 +224,7 @@ impl Servy {
             args: Vec::new(),
             pass_sockets: true,
             pass_https: false,
+            given: None,
             wait_ready: true,
             journal_stream: false,
         }
@@ -246,15 +259,18 @@ impl Servy {
             .stderr(Stdio::piped());
 
         let mut https_socket = None;
+        let (given_http, given_https) = b.given.map_or((None, None), |(h, s)| (Some(h), Some(s)));
         let (http, metrics, sockets) = if b.pass_sockets {
-            let http = TcpListener::bind("127.0.0.1:0").expect("bind http");
+            let http =
+                given_http.unwrap_or_else(|| TcpListener::bind("127.0.0.1:0").expect("bind http"));
             let metrics = TcpListener::bind("127.0.0.1:0").expect("bind metrics");
             let addrs = (
                 http.local_addr().expect("addr"),
                 metrics.local_addr().expect("addr"),
             );
             if b.pass_https {
-                let https = TcpListener::bind("127.0.0.1:0").expect("bind https");
+                let https = given_https
+                    .unwrap_or_else(|| TcpListener::bind("127.0.0.1:0").expect("bind https"));
                 cmd.env("LISTEN_FDS", "3")
                     .env("LISTEN_FDNAMES", "http:metrics:https");
                 pass_fds(
