@@ -40,7 +40,8 @@
   # Without a network fetch servy needs no network at all: the sockets systemd passes in
   # keep working inside an empty network namespace. Without socket activation servy must
   # bind its own ports, which a private network namespace would make unreachable.
-  privateNetwork = cfg.socketActivation && !fetchesOverNetwork;
+  # servy's own ACME talks to the CA, so it needs the network too.
+  privateNetwork = cfg.socketActivation && !fetchesOverNetwork && !cfg.acme.enable;
 
   inherit (cfg.settings.http) listen;
   metricsListen = cfg.settings.metrics.listen;
@@ -143,6 +144,36 @@ in {
         starts servy after `acme-finished-<name>.target`, and restarts servy when the
         certificate is renewed (socket activation keeps every connection through it).
       '';
+    };
+
+    acme = {
+      enable = lib.mkEnableOption ''
+        certificates that servy obtains and renews itself from an ACME CA (Let's Encrypt
+        by default), answering TLS-ALPN-01 on its https listener, like Caddy. The account
+        and certificate live in servy's state directory (`StateDirectory=servy`). The
+        alternative to {option}`services.servy.tls.useACMEHost`, which uses
+        {option}`security.acme` instead'';
+
+      domains = lib.mkOption {
+        type = lib.types.listOf lib.types.str;
+        default = [];
+        example = ["example.org" "www.example.org"];
+        description = "Host names on the certificate. Each must resolve to this machine, and port 443 must reach {option}`services.servy.settings.https.listen`.";
+      };
+
+      email = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "admin@example.org";
+        description = "Contact address the CA may write to about the account (expiry, policy). Optional.";
+      };
+
+      directory = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "https://acme-staging-v02.api.letsencrypt.org/directory";
+        description = "The CA's ACME directory URL. `null` is servy's default, Let's Encrypt production; the example is Let's Encrypt staging, for trying things out.";
+      };
     };
 
     openMetricsFirewall = lib.mkOption {
@@ -273,6 +304,18 @@ in {
         message = "services.servy.settings.https.listen shares a port with services.servy.settings.http.listen or metrics.listen; give HTTPS its own port.";
       }
       {
+        assertion = !(useACME && cfg.acme.enable);
+        message = "services.servy.tls.useACMEHost and services.servy.acme.enable are both set; choose one source of certificates: security.acme (useACMEHost) or servy's own ACME (acme.enable).";
+      }
+      {
+        assertion = !cfg.acme.enable || cfg.acme.domains != [];
+        message = "services.servy.acme.enable is set but services.servy.acme.domains is empty; name the host names to certify.";
+      }
+      {
+        assertion = !cfg.acme.enable || httpsListen != [];
+        message = "services.servy.acme.enable is set but services.servy.settings.https.listen is empty; the TLS-ALPN-01 challenge and HTTPS need an address to serve on.";
+      }
+      {
         assertion = !useACME || httpsListen != [];
         message = "services.servy.tls.useACMEHost is set but services.servy.settings.https.listen is empty; HTTPS needs an address to serve on.";
       }
@@ -284,16 +327,26 @@ in {
 
     environment.systemPackages = [cfg.finalPackage];
 
-    services.servy.settings = lib.mkIf useACME {
-      https.listen = lib.mkDefault ["[::]:443"];
-      # Names in the credentials directory, where LoadCredential= puts the files below.
-      https.certificates = [
-        {
-          cert = "fullchain.pem";
-          key = "key.pem";
-        }
-      ];
-    };
+    services.servy.settings = lib.mkMerge [
+      (lib.mkIf useACME {
+        https.listen = lib.mkDefault ["[::]:443"];
+        # Names in the credentials directory, where LoadCredential= puts the files below.
+        https.certificates = [
+          {
+            cert = "fullchain.pem";
+            key = "key.pem";
+          }
+        ];
+      })
+      (lib.mkIf cfg.acme.enable {
+        https.listen = lib.mkDefault ["[::]:443"];
+        # state_dir is left out: servy takes $STATE_DIRECTORY from the unit's StateDirectory=.
+        # TOML has no null: an unset email or directory is left out (servy's defaults).
+        acme = lib.filterAttrs (_: v: v != null) {
+          inherit (cfg.acme) domains email directory;
+        };
+      })
+    ];
 
     security.acme.certs = lib.mkIf useACME {
       # systemd copies LoadCredential= files at start only (a reload, before systemd's

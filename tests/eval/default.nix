@@ -117,6 +117,15 @@
     settings.http.listen = ["[::]:80"];
     settings.http.redirect_to_https = true;
   };
+  ownAcme = eval {
+    enable = true;
+    openFirewall = true;
+    acme = {
+      enable = true;
+      domains = ["example.org" "www.example.org"];
+      email = "admin@example.org";
+    };
+  };
   acmeOwnPort = evalWith withCert {
     enable = true;
     tls.useACMEHost = "example.org";
@@ -218,6 +227,42 @@
     (check "useACMEHost: the sandbox is unchanged (still no network to fetch with)" (hasPrivateNetwork acme) true)
     (check "useACMEHost: no assertion fails" (failedAssertions acme) [])
     (check "useACMEHost with an https address of one's own" [(generated acmeOwnPort).https.listen acmeOwnPort.systemd.sockets.servy-https.listenStreams] [["[::]:8443"] ["" "[::]:8443"]])
+    (check "acme.enable: servy.toml names the domains and email, Let's Encrypt by default, https on 443" (let
+      g = generated ownAcme;
+    in [g.acme g.https.listen (g.https ? certificates)]) [
+      {
+        domains = ["example.org" "www.example.org"];
+        email = "admin@example.org";
+      }
+      ["[::]:443"]
+      false
+    ])
+    (check "acme.enable: a directory of one's own is passed through"
+      (generated (eval {
+        enable = true;
+        acme = {
+          enable = true;
+          domains = ["example.org"];
+          directory = "https://acme-staging-v02.api.letsencrypt.org/directory";
+        };
+      }))
+      .acme
+      .directory "https://acme-staging-v02.api.letsencrypt.org/directory")
+    (check "acme.enable: the https socket listens on 443, the firewall opens it" [ownAcme.systemd.sockets.servy-https.listenStreams ownAcme.networking.firewall.allowedTCPPorts] [["" "[::]:443"] [8080 443]])
+    (check "acme.enable: the service keeps its network (it talks to the CA)" (hasPrivateNetwork ownAcme) false)
+    (check "acme.enable: no LoadCredential (the certificate is servy's own)" ((service ownAcme).serviceConfig ? LoadCredential) false)
+    (check "acme.enable: the shipped unit has the state directory" (hasLine "StateDirectory=servy" (unitFile "servy.service")) true)
+    (check "acme.enable: no assertion fails" (failedAssertions ownAcme) [])
+    (check "useACMEHost and acme.enable together are refused" (builtins.any (m: lib.hasInfix "services.servy.tls.useACMEHost" m && lib.hasInfix "services.servy.acme.enable" m) (failedAssertions (evalWith withCert {
+        enable = true;
+        tls.useACMEHost = "example.org";
+        acme = {
+          enable = true;
+          domains = ["example.org"];
+        };
+      })))
+      true)
+    (rejects "acme.enable without domains" {acme.enable = true;} ["services.servy.acme.enable" "services.servy.acme.domains"])
     (check "no useACMEHost: no LoadCredential, no ACME ordering" [((service defaults).serviceConfig ? LoadCredential) (service defaults).after] [false []])
 
     (check "URL source: passed through" (generated viaUrl).redirects.source url)
