@@ -74,13 +74,14 @@ pub async fn account(config: &AcmeConfig, store: &Store) -> Result<Account, Orde
         Some(roots) => Account::builder_with_root(roots),
         None => Account::builder(),
     };
-    let builder = builder().map_err(|e| OrderError::Account(format!("HTTP client: {e}")))?;
+    let builder =
+        builder().map_err(|e| OrderError::Account(format!("HTTP client: {}", chain(&e))))?;
     if let Some(credentials) = store.account().map_err(OrderError::Account)? {
         tracing::debug!("acme: using the stored account");
         return builder
             .from_credentials(credentials)
             .await
-            .map_err(|e| OrderError::Account(format!("{}: {e}", config.directory)));
+            .map_err(|e| OrderError::Account(format!("{}: {}", config.directory, chain(&e))));
     }
     let contact = config.email.as_ref().map(|e| format!("mailto:{e}"));
     let contact: Vec<&str> = contact.iter().map(String::as_str).collect();
@@ -96,7 +97,7 @@ pub async fn account(config: &AcmeConfig, store: &Store) -> Result<Account, Orde
             None,
         )
         .await
-        .map_err(|e| OrderError::Account(format!("{}: {e}", config.directory)))?;
+        .map_err(|e| OrderError::Account(format!("{}: {}", config.directory, chain(&e))))?;
     store
         .save_account(&credentials)
         .map_err(|e| OrderError::Store(format!("saving the account: {e}")))?;
@@ -143,7 +144,7 @@ pub async fn order(
     let mut order = account
         .new_order(&NewOrder::new(&identifiers))
         .await
-        .map_err(|e| OrderError::Order(e.to_string()))?;
+        .map_err(|e| OrderError::Order(chain(&e)))?;
     tracing::info!(url = order.url(), domains = ?config.domains, "acme: order created");
 
     let kind = match config.challenge {
@@ -152,8 +153,8 @@ pub async fn order(
     };
     let mut authorizations = order.authorizations();
     while let Some(authorization) = authorizations.next().await {
-        let mut authorization =
-            authorization.map_err(|e| OrderError::Order(format!("authorization: {e}")))?;
+        let mut authorization = authorization
+            .map_err(|e| OrderError::Order(format!("authorization: {}", chain(&e))))?;
         let domain = authorization.identifier().to_string();
         match authorization.status {
             AuthorizationStatus::Pending => {}
@@ -178,7 +179,7 @@ pub async fn order(
         challenge
             .set_ready()
             .await
-            .map_err(|e| OrderError::Challenge(format!("{domain}: {e}")))?;
+            .map_err(|e| OrderError::Challenge(format!("{domain}: {}", chain(&e))))?;
         tracing::info!(domain, challenge = ?kind, "acme: challenge answered");
     }
 
@@ -187,7 +188,7 @@ pub async fn order(
         .timeout(VALIDATION_TIMEOUT);
     let status = order.poll_ready(&retries).await.map_err(|e| match e {
         instant_acme::Error::Timeout(_) => OrderError::Timeout,
-        e => OrderError::Invalid(e.to_string()),
+        e => OrderError::Invalid(chain(&e)),
     })?;
     if status != OrderStatus::Ready {
         let why = order
@@ -209,16 +210,32 @@ pub async fn order(
     order
         .finalize_csr(csr.der())
         .await
-        .map_err(|e| OrderError::Finalize(e.to_string()))?;
+        .map_err(|e| OrderError::Finalize(chain(&e)))?;
     let chain_pem = order
         .poll_certificate(&retries)
         .await
         .map_err(|e| match e {
             instant_acme::Error::Timeout(_) => OrderError::Timeout,
-            e => OrderError::Finalize(e.to_string()),
+            e => OrderError::Finalize(chain(&e)),
         })?;
     Ok(Issued {
         chain_pem,
         key_pem: key.serialize_pem(),
     })
+}
+
+/// An error and its sources on one line: hyper's "client error (Connect)" alone does not
+/// say that the connection was refused.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
 }
