@@ -3,7 +3,8 @@
 # installs the release servy with server/systemd/install.sh, and checks what the units
 # promise: socket activation, readiness and STATUS=, journald fields, redirects and
 # reload, the sandbox, a graceful stop, zero-downtime restarts under k6, MemoryMax, the
-# watchdog, the private-network drop-in and a masked metrics socket. Prints PASS/FAIL per
+# watchdog, the private-network drop-in, a masked metrics socket, and an ACME certificate
+# from pebble kept in the state directory across a restart. Prints PASS/FAIL per
 # check with what was measured, then "N passed, M failed"; exits non-zero on a failure.
 #
 #   sudo tests/systemd/run.sh
@@ -278,7 +279,8 @@ uid=$(field Uid)
   [ "$(field CapBnd)" = 0000000000000000 ] && [ "$(field NoNewPrivs)" = 1 ] && [ "$(field Seccomp)" = 2 ]
 verdict $? "sandbox: uid $uid (dynamic), CapEff $(field CapEff), CapBnd $(field CapBnd), NoNewPrivs $(field NoNewPrivs), Seccomp $(field Seccomp)"
 # Everything servy's user could write to, seen from inside servy's own namespaces
-# (mounts, user namespace): only its private /tmp and /var/tmp may remain.
+# (mounts, user namespace): only its private /tmp and /var/tmp, and its state directory
+# (StateDirectory=servy, for [acme]), may remain.
 gid=$(field Gid)
 writable=$(ct nsenter --target "$main_pid" --mount --user --setuid "$uid" --setgid "$gid" \
   find / \( -path /proc -o -path /sys \) -prune -o \( -type d -o -type f \) -writable -print 2>/dev/null |
@@ -286,7 +288,7 @@ writable=$(ct nsenter --target "$main_pid" --mount --user --setuid "$uid" --setg
 ct nsenter --target "$main_pid" --mount --user --setuid "$uid" --setgid "$gid" \
   sh -c 'echo x >/tmp/.servy-write-test' 2>/dev/null && private=written || private="not writable"
 ! ct test -e /tmp/.servy-write-test || private="shared with the system"
-[ "$writable" = "/tmp /var/tmp " ] && [ "$private" = written ]
+[ "$writable" = "/tmp /var/lib/private/servy /var/tmp " ] && [ "$private" = written ]
 verdict $? "sandbox: servy's user can write only to: ${writable:-nothing}(its /tmp: $private, invisible outside)"
 score=$(exposure)
 le "${score:-99}" 1.2
@@ -451,6 +453,73 @@ metrics=$(curl -sS -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$metric
 state=$(prop servy.service ActiveState)
 [ "$code" = 200 ] && [ "$state" = active ] && [ "$metrics" = 000 ]
 verdict $? "masked metrics socket: servy.service $state, / $code, metrics port: ${metrics/#000/closed}"
+
+# --- ACME: a certificate from pebble, kept in the state directory ---------------------------
+# Let's Encrypt's test CA runs on the host (the container shares its network) and really
+# validates: its resolver is pebble-challtestsrv answering 127.0.0.1 for every name, and
+# its TLS-ALPN-01 port is servy's https socket. servy is given no state_dir: it must use
+# the unit's StateDirectory=servy.
+https_port=$((port + 2)) pebble_port=$((port + 20)) pebble_mgmt=$((port + 21))
+dns_port=$((port + 22)) dns_mgmt=$((port + 23))
+acme_domain=site.servy.test
+acme_ok=1
+for p in $https_port $pebble_port $pebble_mgmt $dns_port $dns_mgmt; do
+  ! in_use "$p" || { acme_ok=0; fail "acme: port $p is taken; choose another SERVY_TEST_PORT"; }
+done
+if [ "$acme_ok" = 1 ] && command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null; then
+  bash "$repo/tests/tls/mkcert.sh" "$work/pebble-tls" 127.0.0.1 localhost
+  printf '{"pebble": {"listenAddress": "127.0.0.1:%s", "managementListenAddress": "127.0.0.1:%s", "certificate": "%s", "privateKey": "%s", "httpPort": %s, "tlsPort": %s, "ocspResponderURL": "", "externalAccountBindingRequired": false}}\n' \
+    "$pebble_port" "$pebble_mgmt" "$work/pebble-tls/fullchain.pem" "$work/pebble-tls/key.pem" "$port" "$https_port" \
+    >"$work/pebble.json"
+  pebble-challtestsrv -defaultIPv4 127.0.0.1 -defaultIPv6 "" -dns01 "127.0.0.1:$dns_port" \
+    -http01 "" -https01 "" -tlsalpn01 "" -management "127.0.0.1:$dns_mgmt" >"$work/dns.log" 2>&1 &
+  PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0 \
+    pebble -config "$work/pebble.json" -dnsserver "127.0.0.1:$dns_port" >"$work/pebble.log" 2>&1 &
+  pebble_up() { curl -sS -m 2 -o /dev/null --cacert "$work/pebble-tls/ca.pem" "https://127.0.0.1:$1/$2"; }
+  wait_for 10 pebble_up "$pebble_port" dir
+  wait_for 10 pebble_up "$pebble_mgmt" roots/0
+  curl -sS -m 5 --cacert "$work/pebble-tls/ca.pem" "https://127.0.0.1:$pebble_mgmt/roots/0" >"$work/pebble-root.pem"
+  cp "$work/pebble-tls/ca.pem" "$ct_root/etc/servy/pebble-ca.pem"
+  printf '\n[acme]\ndomains = ["%s"]\ndirectory = "https://127.0.0.1:%s/dir"\nca_roots = "/etc/servy/pebble-ca.pem"\nretry_min = "1s"\n' \
+    "$acme_domain" "$pebble_port" >>"$ct_root/etc/servy/servy.toml"
+  mkdir -p "$ct_root/etc/systemd/system/servy-https.socket.d"
+  printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\n' "$https_port" \
+    >"$ct_root/etc/systemd/system/servy-https.socket.d/test-port.conf"
+  # systemd starts a socket only while its service is stopped.
+  ct systemctl stop servy.service
+  ct systemctl daemon-reload
+  ct systemctl enable --now servy-https.socket >/dev/null 2>&1
+  orders() { grep -c 'POST /order-plz' "$work/pebble.log" || true; }
+  cursor_now() { ct journalctl -u servy.service -n 0 --show-cursor --no-pager | sed -n 's/^-- cursor: //p'; }
+  journal_since() { ct journalctl -u servy.service --after-cursor="$1" --no-pager -o cat; }
+  # "200 serial=…": the status over HTTPS (verified against pebble's root) and the serial.
+  https_serial() {
+    local code
+    code=$(curl -sS -m 10 -o /dev/null -w '%{http_code}' --cacert "$work/pebble-root.pem" \
+      --resolve "$acme_domain:$https_port:127.0.0.1" "https://$acme_domain:$https_port/" || true)
+    echo "$code $(openssl s_client -connect "127.0.0.1:$https_port" -servername "$acme_domain" </dev/null 2>/dev/null |
+      openssl x509 -noout -serial 2>/dev/null)"
+  }
+  cursor=$(cursor_now)
+  acme_start=$(now)
+  ct systemctl restart servy.service
+  issued() { journal_since "$cursor" | grep -q 'acme: certificate issued and installed'; }
+  wait_for 60 issued && took=$(elapsed "$acme_start" "$(now)") || took=never
+  first=$(https_serial)
+  mode=$(ct sh -c 'stat -c %a /var/lib/private/servy/acme/*/certificate.pem' 2>/dev/null || echo missing)
+  [ "$took" != never ] && [ "${first%% *}" = 200 ] && [ "$mode" = 600 ]
+  verdict $? "acme: pebble issued a certificate $took s after the restart (TLS-ALPN-01 on the passed https socket); HTTPS ${first%% *}, ${first#* }; the state file's mode $mode"
+  orders_before=$(orders)
+  cursor=$(cursor_now)
+  ct systemctl restart servy.service
+  second=$(https_serial)
+  sleep 2 # room for a wrongly eager order to reach pebble
+  stored=$(journal_since "$cursor" | grep -c 'acme: serving the stored certificate' || true)
+  [ "$second" = "$first" ] && [ "$stored" -ge 1 ] && [ "$(orders)" = "$orders_before" ]
+  verdict $? "acme: after a restart the certificate comes from the state directory (${second#* }); orders at pebble: $orders_before before, $(orders) after"
+elif [ "$acme_ok" = 1 ]; then
+  fail "acme: pebble is not installed (tests/install-deps.sh installs it)"
+fi
 
 echo "total run time $((SECONDS - started)) s"
 echo "$passed passed, $failed failed"
