@@ -50,6 +50,8 @@ in {
   };
 
   testScript = ''
+    import re
+
     fqdn = "${fqdn}"
     live = f"/var/lib/acme/{fqdn}/cert.pem"
 
@@ -86,8 +88,12 @@ in {
         assert "strict-transport-security: max-age=300" in head.lower(), head
         assert head.startswith("HTTP/2"), head
 
-    with subtest("the credentials reach servy through LoadCredential"):
+    with subtest("the credentials reach servy through LoadCredential; the sandbox is unchanged"):
         server.succeed("systemctl show -p LoadCredential servy.service | grep -q fullchain.pem")
+        out = server.succeed("systemd-analyze security --no-pager servy.service 2>&1")
+        score = float(re.search(r"Overall exposure level for servy\.service: ([0-9.]+)", out).group(1))
+        print(f"servy.service exposure with HTTPS: {score}")
+        assert score <= 1.2, f"exposure {score} > 1.2"
         metrics = server.succeed("curl -sf http://127.0.0.1:8081/metrics")
         assert f'servy_tls_certificate_expiry_timestamp_seconds{{name="{fqdn}"}}' in metrics, metrics
 

@@ -108,6 +108,35 @@ pub fn load(files: &CertificateFiles, provider: &CryptoProvider) -> Result<Loade
     })
 }
 
+/// A chain + key held in memory (an ACME order's result) as a [`Loaded`], with the same
+/// checks as files get; the error says which half is wrong.
+#[allow(dead_code)] // the run-time API for ACME (issue 10)
+pub fn from_pem(chain: &[u8], key: &[u8], provider: &CryptoProvider) -> Result<Loaded, String> {
+    let chain = CertificateDer::pem_slice_iter(chain)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("certificate chain: {e}"))?;
+    let Some(leaf) = chain.first() else {
+        return Err("certificate chain: no CERTIFICATE block".into());
+    };
+    let (names, not_after) = describe(leaf)?;
+    let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| format!("private key: {e}"))?;
+    let key = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| format!("private key: {e}"))?;
+    let certified = CertifiedKey::new(chain, key);
+    if let Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) =
+        certified.keys_match()
+    {
+        return Err("the private key does not match the certificate".into());
+    }
+    Ok(Loaded {
+        names,
+        not_after,
+        key: Arc::new(certified),
+    })
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, CertError> {
     std::fs::read(path).map_err(|error| CertError::Read {
         path: path.to_path_buf(),
@@ -167,4 +196,42 @@ pub fn describe(cert: &CertificateDer<'_>) -> Result<(Vec<String>, i64), String>
         name.make_ascii_lowercase();
     }
     Ok((names, x509.validity().not_after.timestamp()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(names: &[&str]) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn pem_in_memory_gives_names_and_expiry() {
+        let provider = rustls::crypto::ring::default_provider();
+        let (chain, key) = pair(&["Example.ORG", "*.example.org"]);
+        let loaded = from_pem(chain.as_bytes(), key.as_bytes(), &provider).unwrap();
+        assert_eq!(loaded.names, ["example.org", "*.example.org"]);
+        assert!(
+            loaded.not_after > 4_000_000_000,
+            "rcgen's default notAfter is 4096"
+        );
+    }
+
+    #[test]
+    fn pem_in_memory_refuses_a_foreign_key_and_garbage() {
+        let provider = rustls::crypto::ring::default_provider();
+        let (chain, _) = pair(&["a.test"]);
+        let (_, other_key) = pair(&["b.test"]);
+        let e = from_pem(chain.as_bytes(), other_key.as_bytes(), &provider).unwrap_err();
+        assert!(e.contains("does not match"), "{e}");
+        let e = from_pem(b"nothing", other_key.as_bytes(), &provider).unwrap_err();
+        assert!(e.contains("no CERTIFICATE"), "{e}");
+    }
 }

@@ -4,8 +4,8 @@
 //!
 //! How ACME plugs in: [`Tls::certificates`] is the shared [`Certificates`] store.
 //! - A certificate obtained at run time goes in with [`Certificates::install`]
-//!   (build the [`Loaded`] with [`certs::describe`] and a `CertifiedKey`); it wins over
-//!   a file for the names it covers and survives SIGHUP reloads of the files.
+//!   (build the [`Loaded`] from the PEM chain and key with [`certs::from_pem`]); it wins
+//!   over a file for the names it covers and survives SIGHUP reloads of the files.
 //! - A TLS-ALPN-01 answer goes in with [`Certificates::set_challenge`]; a ClientHello
 //!   offering `acme-tls/1` gets only that certificate, and the connection is closed
 //!   right after the handshake ([`Protocol::AcmeChallenge`]).
