@@ -40,15 +40,19 @@
   # Without a network fetch servy needs no network at all: the sockets systemd passes in
   # keep working inside an empty network namespace. Without socket activation servy must
   # bind its own ports, which a private network namespace would make unreachable.
-  privateNetwork = cfg.socketActivation && !fetchesOverNetwork;
+  # servy's own ACME talks to the CA, so it needs the network too.
+  privateNetwork = cfg.socketActivation && !fetchesOverNetwork && !cfg.acme.enable;
 
   inherit (cfg.settings.http) listen;
   metricsListen = cfg.settings.metrics.listen;
+  httpsListen = cfg.settings.https.listen;
+  acmeHost = cfg.tls.useACMEHost;
+  useACME = acmeHost != null;
   addressPattern = "(\\[[0-9A-Fa-f:.]+]|[0-9]{1,3}(\\.[0-9]{1,3}){3}):([0-9]{1,5})";
   # Base 10 even with leading zeros (lib.toInt refuses "08080" as ambiguous).
   portOf = address: lib.toIntBase10 (lib.last (builtins.match addressPattern address));
   isAddress = a: builtins.match addressPattern a != null && portOf a <= 65535;
-  badAddresses = builtins.filter (a: !isAddress a) (listen ++ metricsListen);
+  badAddresses = builtins.filter (a: !isAddress a) (listen ++ metricsListen ++ httpsListen);
   # Ports of the valid addresses only: a bad one is reported by its own assertion
   # instead of failing the evaluation here.
   portsOf = addresses: map portOf (builtins.filter isAddress addresses);
@@ -125,7 +129,51 @@ in {
     openFirewall = lib.mkOption {
       type = lib.types.bool;
       default = false;
-      description = "Open the ports of {option}`services.servy.settings.http.listen` in the firewall.";
+      description = "Open the ports of {option}`services.servy.settings.http.listen` and {option}`services.servy.settings.https.listen` in the firewall.";
+    };
+
+    tls.useACMEHost = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "example.org";
+      description = ''
+        Serve HTTPS with the certificate {option}`security.acme.certs.<name>` manages, as
+        nginx's and Caddy's `useACMEHost`: declare the certificate there. The
+        module passes its `fullchain.pem` and `key.pem` to servy with `LoadCredential=`,
+        listens on {option}`services.servy.settings.https.listen` (default `[::]:443`),
+        starts servy after `acme-finished-<name>.target`, and restarts servy when the
+        certificate is renewed (socket activation keeps every connection through it).
+      '';
+    };
+
+    acme = {
+      enable = lib.mkEnableOption ''
+        certificates that servy obtains and renews itself from an ACME CA (Let's Encrypt
+        by default), answering TLS-ALPN-01 on its https listener, like Caddy. The account
+        and certificate live in servy's state directory (`StateDirectory=servy`). The
+        alternative to {option}`services.servy.tls.useACMEHost`, which uses
+        {option}`security.acme` instead'';
+
+      domains = lib.mkOption {
+        type = lib.types.listOf lib.types.str;
+        default = [];
+        example = ["example.org" "www.example.org"];
+        description = "Host names on the certificate. Each must resolve to this machine, and port 443 must reach {option}`services.servy.settings.https.listen`.";
+      };
+
+      email = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "admin@example.org";
+        description = "Contact address the CA may write to about the account (expiry, policy). Optional.";
+      };
+
+      directory = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "https://acme-staging-v02.api.letsencrypt.org/directory";
+        description = "The CA's ACME directory URL. `null` is servy's default, Let's Encrypt production; the example is Let's Encrypt staging, for trying things out.";
+      };
     };
 
     openMetricsFirewall = lib.mkOption {
@@ -160,6 +208,11 @@ in {
             Addresses the site is served on, as `address:port` (`[::]:8080` is every IPv4
             and IPv6 address). With socket activation they become the `ListenStream=`
             lines of `servy.socket`.
+          '';
+          https.listen = listenOption [] ''
+            Addresses the site is served on over HTTPS (`[::]:443` when
+            {option}`services.servy.tls.useACMEHost` is set). They need certificates: that
+            option, or `https.certificates` entries of your own.
           '';
           metrics.listen = listenOption ["127.0.0.1:8081"] ''
             Addresses of the metrics listener (`/metrics`, `/healthz`, `/readyz`). Empty
@@ -247,23 +300,81 @@ in {
         message = "services.servy.settings.http.listen and services.servy.settings.metrics.listen use the same port (${lib.concatMapStringsSep ", " toString (lib.intersectLists (portsOf listen) (portsOf metricsListen))}); give the metrics listener its own port.";
       }
       {
-        assertion = cfg.socketActivation || lib.all (p: p >= 1024) (portsOf (listen ++ metricsListen));
+        assertion = lib.intersectLists (portsOf httpsListen) (portsOf (listen ++ metricsListen)) == [];
+        message = "services.servy.settings.https.listen shares a port with services.servy.settings.http.listen or metrics.listen; give HTTPS its own port.";
+      }
+      {
+        assertion = !(useACME && cfg.acme.enable);
+        message = "services.servy.tls.useACMEHost and services.servy.acme.enable are both set; choose one source of certificates: security.acme (useACMEHost) or servy's own ACME (acme.enable).";
+      }
+      {
+        assertion = !cfg.acme.enable || cfg.acme.domains != [];
+        message = "services.servy.acme.enable is set but services.servy.acme.domains is empty; name the host names to certify.";
+      }
+      {
+        assertion = !cfg.acme.enable || httpsListen != [];
+        message = "services.servy.acme.enable is set but services.servy.settings.https.listen is empty; the TLS-ALPN-01 challenge and HTTPS need an address to serve on.";
+      }
+      {
+        assertion = !useACME || httpsListen != [];
+        message = "services.servy.tls.useACMEHost is set but services.servy.settings.https.listen is empty; HTTPS needs an address to serve on.";
+      }
+      {
+        assertion = cfg.socketActivation || lib.all (p: p >= 1024) (portsOf (listen ++ metricsListen ++ httpsListen));
         message = "services.servy.settings.http.listen uses a port below 1024 while services.servy.socketActivation is off; servy runs with no capabilities, so keep socket activation on (systemd binds the port) or use a port of 1024 or above.";
       }
     ];
 
     environment.systemPackages = [cfg.finalPackage];
 
-    # The units (servy.service, servy.socket, servy-metrics.socket) come from the package.
+    services.servy.settings = lib.mkMerge [
+      (lib.mkIf useACME {
+        https.listen = lib.mkDefault ["[::]:443"];
+        # Names in the credentials directory, where LoadCredential= puts the files below.
+        https.certificates = [
+          {
+            cert = "fullchain.pem";
+            key = "key.pem";
+          }
+        ];
+      })
+      (lib.mkIf cfg.acme.enable {
+        https.listen = lib.mkDefault ["[::]:443"];
+        # state_dir is left out: servy takes $STATE_DIRECTORY from the unit's StateDirectory=.
+        # TOML has no null: an unset email or directory is left out (servy's defaults).
+        acme = lib.filterAttrs (_: v: v != null) {
+          inherit (cfg.acme) domains email directory;
+        };
+      })
+    ];
+
+    security.acme.certs = lib.mkIf useACME {
+      # systemd copies LoadCredential= files at start only (a reload, before systemd's
+      # credential refresh, would re-read the old copies), so a renewal restarts servy.
+      # postRun runs as root. try-restart leaves a servy that socket activation has not
+      # started yet alone: it reads the new files when it starts.
+      ${acmeHost}.postRun = "${lib.getExe' config.systemd.package "systemctl"} --no-block try-restart servy.service";
+    };
+
+    # The units (servy.service and its three sockets) come from the package.
     systemd.packages = [cfg.finalPackage];
 
     systemd.services.servy = {
       # systemd.packages ignores [Install]: without socket activation, start at boot.
       wantedBy = lib.optional (!cfg.socketActivation) "multi-user.target";
+      # The certificate exists (or a self-signed stand-in does) once this target is reached.
+      wants = lib.optional useACME "acme-finished-${acmeHost}.target";
+      after = lib.optional useACME "acme-finished-${acmeHost}.target";
       serviceConfig =
         {
           # "" clears the unit's ExecStart (which reads /etc/servy/servy.toml) before ours.
           ExecStart = ["" "${lib.getExe' cfg.finalPackage "servy"} --config ${configFile}"];
+        }
+        // lib.optionalAttrs useACME {
+          # systemd (root) reads the acme-owned files; the dynamic user sees only copies.
+          LoadCredential = let
+            dir = config.security.acme.certs.${acmeHost}.directory;
+          in ["fullchain.pem:${dir}/fullchain.pem" "key.pem:${dir}/key.pem"];
         }
         // lib.optionalAttrs privateNetwork {
           # Nothing to fetch: an empty network namespace; passed-in sockets still work.
@@ -281,6 +392,7 @@ in {
         # servy binds its own ports: mask the shipped sockets so they cannot take them.
         servy.enable = false;
         servy-metrics.enable = false;
+        servy-https.enable = false;
       }
       else {
         servy = {
@@ -304,10 +416,20 @@ in {
               IPAddressDeny = "";
             };
           };
+        servy-https =
+          if httpsListen == []
+          then {
+            # No HTTPS wanted: mask the shipped socket (servy refuses it without certificates).
+            enable = false;
+          }
+          else {
+            wantedBy = ["sockets.target"];
+            listenStreams = [""] ++ httpsListen;
+          };
       };
 
     networking.firewall.allowedTCPPorts =
-      lib.optionals cfg.openFirewall (portsOf listen)
+      lib.optionals cfg.openFirewall (portsOf (listen ++ httpsListen))
       ++ lib.optionals cfg.openMetricsFirewall (portsOf metricsListen);
   };
 }

@@ -3,15 +3,17 @@
 # installs the release servy with server/systemd/install.sh, and checks what the units
 # promise: socket activation, readiness and STATUS=, journald fields, redirects and
 # reload, the sandbox, a graceful stop, zero-downtime restarts under k6, MemoryMax, the
-# watchdog, the private-network drop-in and a masked metrics socket. Prints PASS/FAIL per
+# watchdog, the private-network drop-in, a masked metrics socket, HTTPS (a certificate
+# by LoadCredential=, reloads, restarts under k6 over TLS), and an ACME certificate from
+# pebble kept in the state directory across a restart. Prints PASS/FAIL per
 # check with what was measured, then "N passed, M failed"; exits non-zero on a failure.
 #
 #   sudo tests/systemd/run.sh
 #
-# Needs root, debootstrap, systemd-nspawn, curl, jq, k6, python3. The Debian root is built
+# Needs root, debootstrap, systemd-nspawn, curl, jq, k6, python3, openssl. The Debian root is built
 # once and cached outside the repository (see root.sh); each run boots a fresh copy.
 # The container shares the host's network: servy listens on free loopback ports
-# (SERVY_TEST_PORT, default a free one in 20000-29999; metrics +1, redirects stub +10)
+# (SERVY_TEST_PORT, default a free one in 20000-29999; metrics +1, https +2, redirects stub +10)
 # and k6 runs on the host. Every wait has a timeout; the container is always torn down.
 set -Eeuo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,7 +21,7 @@ repo=$(cd "$here/../.." && pwd)
 started=$SECONDS
 
 [ "$(id -u)" = 0 ] || { echo "run.sh: needs root (debootstrap, systemd-nspawn)" >&2; exit 2; }
-for tool in debootstrap systemd-nspawn systemctl nsenter pgrep curl jq k6 python3; do
+for tool in debootstrap systemd-nspawn systemctl nsenter pgrep curl jq k6 python3 openssl; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (tests/install-deps.sh)" >&2; exit 2; }
 done
 
@@ -28,9 +30,11 @@ in_use() { awk -v p=":$(printf '%04X' "$1")" '$2 ~ p"$" && $4 == "0A" { found = 
 port=${SERVY_TEST_PORT:-}
 while [ -z "$port" ]; do
   port=$((20000 + RANDOM % 10000))
-  ! in_use $port && ! in_use $((port + 1)) && ! in_use $((port + 10)) || port=
+  ! in_use $port && ! in_use $((port + 1)) && ! in_use $((port + 2)) && ! in_use $((port + 10)) || port=
 done
 metrics_port=$((port + 1))
+https_port=$((port + 2))
+https_base=https://localhost:$https_port
 stub_port=$((port + 10))
 base=http://127.0.0.1:$port
 watchdog_test=4 # seconds; WatchdogSec for the watchdog check only
@@ -93,7 +97,7 @@ ct_root=$work/root
 DESTDIR=$ct_root sh "$repo/server/systemd/install.sh" "$bindir/servy" >/dev/null
 
 # The shipped units stay as they are; the test's ports are drop-ins, as a user's would be.
-for s in "servy:$port" "servy-metrics:$metrics_port"; do
+for s in "servy:$port" "servy-metrics:$metrics_port" "servy-https:$https_port"; do
   mkdir -p "$ct_root/etc/systemd/system/${s%%:*}.socket.d"
   printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\n' "${s##*:}" \
     >"$ct_root/etc/systemd/system/${s%%:*}.socket.d/test-port.conf"
@@ -101,7 +105,19 @@ done
 # A small, fixed send buffer: loopback's autotuned one swallows a whole asset at once,
 # and a graceful stop would then have nothing left in flight to prove.
 printf 'SendBuffer=16K\n' >>"$ct_root/etc/systemd/system/servy.socket.d/test-port.conf"
-systemctl --root="$ct_root" enable servy.socket servy-metrics.socket >/dev/null 2>&1
+systemctl --root="$ct_root" enable servy.socket servy-metrics.socket servy-https.socket >/dev/null 2>&1
+# HTTPS: two certificates. "localhost" is root's alone (0600) and reaches servy's dynamic
+# user only through LoadCredential=; "direct.test" is a file servy reads itself, so a
+# reload can be seen re-reading it (systemd copies credentials at start only).
+bash "$repo/tests/tls/mkcert.sh" "$work/tls-cred" localhost 127.0.0.1
+bash "$repo/tests/tls/mkcert.sh" "$work/tls-direct" direct.test
+install -d -m 0700 "$ct_root/etc/servy/tls"
+install -m 0600 "$work/tls-cred/fullchain.pem" "$work/tls-cred/key.pem" "$ct_root/etc/servy/tls/"
+install -d -m 0755 "$ct_root/etc/servy/direct"
+install -m 0644 "$work/tls-direct/fullchain.pem" "$work/tls-direct/key.pem" "$ct_root/etc/servy/direct/"
+mkdir -p "$ct_root/etc/systemd/system/servy.service.d"
+printf '[Service]\nLoadCredential=fullchain.pem:/etc/servy/tls/fullchain.pem\nLoadCredential=key.pem:/etc/servy/tls/key.pem\n' \
+  >"$ct_root/etc/systemd/system/servy.service.d/test-tls.conf"
 cat >"$ct_root/etc/servy/servy.toml" <<EOF
 # No metrics listener of servy's own: only the one systemd passes (or none).
 [metrics]
@@ -115,6 +131,14 @@ min_refresh_interval = "1s"
 [log]
 level = "info"
 format = "auto"
+
+# A name relative to the credentials directory (LoadCredential=), then absolute paths.
+[[https.certificates]]
+cert = "fullchain.pem"
+key = "key.pem"
+[[https.certificates]]
+cert = "/etc/servy/direct/fullchain.pem"
+key = "/etc/servy/direct/key.pem"
 EOF
 
 alias_name=systemd-test
@@ -268,6 +292,42 @@ verdict $? "redirects: stub stopped, reloaded (the refetch $tried): /$alias_name
 "$bindir/servy-stub" --listen "127.0.0.1:$stub_port" --file "$work/redirects.txt" >>"$work/stub.log" 2>&1 &
 stub_pid=$!
 
+# --- 10. https ---------------------------------------------------------------------------------
+# served NAME: the SHA-256 fingerprint of the certificate servy presents for SNI NAME.
+served() {
+  openssl s_client -connect "127.0.0.1:$https_port" -servername "$1" </dev/null 2>/dev/null |
+    openssl x509 -noout -fingerprint -sha256 2>/dev/null
+}
+fingerprint() { openssl x509 -in "$1" -noout -fingerprint -sha256; }
+https_code=$(curl -sS -m 10 -o /dev/null -w '%{http_code} %{http_version}' --cacert "$work/tls-cred/ca.pem" "$https_base/" || true)
+cred_mode=$(ct stat -c '%a %U' /etc/servy/tls/key.pem)
+[ "$https_code" = "200 2" ] && [ "$(served localhost)" = "$(fingerprint "$work/tls-cred/fullchain.pem")" ] &&
+  [ "$(served direct.test)" = "$(fingerprint "$work/tls-direct/fullchain.pem")" ] && [ "$cred_mode" = "600 root" ]
+verdict $? "https: $https_base/ → ${https_code/ 2/ over HTTP/2}, verified; its key (mode $cred_mode) reached servy by LoadCredential=; SNI picks each certificate"
+# New files for both, then systemctl reload (SIGHUP): the file servy reads is served anew
+# at once, by the same process; the credential stays systemd's copy from the start.
+bash "$repo/tests/tls/mkcert.sh" "$work/tls-cred2" localhost 127.0.0.1
+bash "$repo/tests/tls/mkcert.sh" "$work/tls-direct2" direct.test
+install -m 0600 "$work/tls-cred2/fullchain.pem" "$work/tls-cred2/key.pem" "$ct_root/etc/servy/tls/"
+install -m 0644 "$work/tls-direct2/fullchain.pem" "$work/tls-direct2/key.pem" "$ct_root/etc/servy/direct/"
+pid_before=$(prop servy.service MainPID)
+tls_reloads() { curl -sS -m 5 "http://127.0.0.1:$metrics_port/metrics" | awk '$1 == "servy_tls_reloads_total{result=\"ok\"}" { print $2 }'; }
+reloads_before=$(tls_reloads)
+ct systemctl reload servy.service
+tls_reloaded() { [ "$(tls_reloads)" -gt "${reloads_before:-0}" ]; }
+wait_for 10 tls_reloaded
+new_direct=$(served direct.test)
+cred_after_reload=$(served localhost)
+[ "$new_direct" = "$(fingerprint "$work/tls-direct2/fullchain.pem")" ] && [ "$(prop servy.service MainPID)" = "$pid_before" ]
+verdict $? "https: files changed, systemctl reload → the new direct.test certificate is served by the same process (reloads ok: ${reloads_before:-0} → $(tls_reloads))"
+if [ "$cred_after_reload" = "$(fingerprint "$work/tls-cred/fullchain.pem")" ]; then
+  echo "    (the credential still held the old copy after the reload: systemd $(ct systemctl --version | awk 'NR == 1 { print $2 }') copies credentials at start)"
+fi
+ct systemctl restart servy.service
+[ "$(served localhost)" = "$(fingerprint "$work/tls-cred2/fullchain.pem")" ] &&
+  curl -sS -m 10 -o /dev/null --cacert "$work/tls-cred2/ca.pem" "$https_base/"
+verdict $? "https: after systemctl restart the new credential is served (what the NixOS module does on renewal)"
+
 # --- 4. sandbox -----------------------------------------------------------------------------
 main_pid=$(prop servy.service MainPID)
 status=$(ct cat "/proc/$main_pid/status")
@@ -278,7 +338,8 @@ uid=$(field Uid)
   [ "$(field CapBnd)" = 0000000000000000 ] && [ "$(field NoNewPrivs)" = 1 ] && [ "$(field Seccomp)" = 2 ]
 verdict $? "sandbox: uid $uid (dynamic), CapEff $(field CapEff), CapBnd $(field CapBnd), NoNewPrivs $(field NoNewPrivs), Seccomp $(field Seccomp)"
 # Everything servy's user could write to, seen from inside servy's own namespaces
-# (mounts, user namespace): only its private /tmp and /var/tmp may remain.
+# (mounts, user namespace): only its private /tmp and /var/tmp, and its state directory
+# (StateDirectory=servy, for [acme]), may remain.
 gid=$(field Gid)
 writable=$(ct nsenter --target "$main_pid" --mount --user --setuid "$uid" --setgid "$gid" \
   find / \( -path /proc -o -path /sys \) -prune -o \( -type d -o -type f \) -writable -print 2>/dev/null |
@@ -286,7 +347,7 @@ writable=$(ct nsenter --target "$main_pid" --mount --user --setuid "$uid" --setg
 ct nsenter --target "$main_pid" --mount --user --setuid "$uid" --setgid "$gid" \
   sh -c 'echo x >/tmp/.servy-write-test' 2>/dev/null && private=written || private="not writable"
 ! ct test -e /tmp/.servy-write-test || private="shared with the system"
-[ "$writable" = "/tmp /var/tmp " ] && [ "$private" = written ]
+[ "$writable" = "/tmp /var/lib/private/servy /var/tmp " ] && [ "$private" = written ]
 verdict $? "sandbox: servy's user can write only to: ${writable:-nothing}(its /tmp: $private, invisible outside)"
 score=$(exposure)
 le "${score:-99}" 1.2
@@ -307,11 +368,12 @@ verdict $? "sandbox: NotifyAccess=$notify CapabilityBoundingSet=${capbnd:-(empty
 paths=$("$bindir/servy" --list-assets | python3 -c 'import sys, urllib.parse
 print(",".join(urllib.parse.quote(l.strip(), safe="/%") for l in sys.stdin if l.strip()))')
 
-# load NAME DURATION: k6 with 10 users over the site's assets, in the background (k6_pid),
-# summary in $work/k6-NAME.json. No usage report: nothing may leave this machine.
+# load NAME DURATION [BASE [K6 FLAGS...]]: k6 with 10 users over the site's assets, in the
+# background (k6_pid), summary in $work/k6-NAME.json. No usage report: nothing may leave
+# this machine.
 load() {
-  k6 run --quiet --no-color --no-usage-report --address 127.0.0.1:0 --summary-export "$work/k6-$1.json" \
-    -e BASE="$base" -e PATHS="$paths" -e VUS=10 -e DURATION="$2" "$here/load.js" >"$work/k6-$1.log" 2>&1 &
+  k6 run --quiet --no-color --no-usage-report --address 127.0.0.1:0 --summary-export "$work/k6-$1.json" "${@:4}" \
+    -e BASE="${3:-$base}" -e PATHS="$paths" -e VUS=10 -e DURATION="$2" "$here/load.js" >"$work/k6-$1.log" 2>&1 &
   k6_pid=$!
 }
 
@@ -343,6 +405,10 @@ verdict $? "graceful stop: $asset: ${slow_bytes:-0} of $size bytes arrived intac
 
 # --- 5. zero-downtime restart ---------------------------------------------------------------
 http_code "$base/" >/dev/null # activate again
+# Over HTTPS at the same time (k6 cannot be given the test CA; the certificate itself is
+# checked with curl above).
+load restart-https 15s "$https_base" --insecure-skip-tls-verify
+k6_https_pid=$k6_pid
 load restart 15s
 sleep 2
 pids=()
@@ -361,6 +427,12 @@ distinct=$(printf '%s\n' "${pids[@]}" | sort -u | wc -l)
 [ "$k6_ok" = 0 ] && [ "$reqs" -gt 0 ] && [ "$fails" = 0 ] && [ "$distinct" = 5 ]
 verdict $? "zero-downtime restart: 5 restarts (${restart_times[*]} s) under 10 VUs: $reqs requests, $fails failed"
 [ "$k6_ok" = 0 ] || tail -n 20 "$work/k6-restart.log" | sed 's/^/    /'
+wait "$k6_https_pid" && k6_ok=0 || k6_ok=1
+reqs=$(jq -r '.metrics.http_reqs.count // 0' "$work/k6-restart-https.json" 2>/dev/null || echo 0)
+fails=$(jq -r '.metrics.http_req_failed.passes // "?"' "$work/k6-restart-https.json" 2>/dev/null || echo "?")
+[ "$k6_ok" = 0 ] && [ "$reqs" -gt 0 ] && [ "$fails" = 0 ] && [ "$distinct" = 5 ]
+verdict $? "zero-downtime restart over HTTPS: the same 5 restarts under 10 more VUs: $reqs requests, $fails failed"
+[ "$k6_ok" = 0 ] || tail -n 20 "$work/k6-restart-https.log" | sed 's/^/    /'
 
 # --- 7. memory ------------------------------------------------------------------------------
 ct systemctl set-property --runtime servy.service MemoryMax=64M
@@ -451,6 +523,65 @@ metrics=$(curl -sS -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$metric
 state=$(prop servy.service ActiveState)
 [ "$code" = 200 ] && [ "$state" = active ] && [ "$metrics" = 000 ]
 verdict $? "masked metrics socket: servy.service $state, / $code, metrics port: ${metrics/#000/closed}"
+
+# --- ACME: a certificate from pebble, kept in the state directory ---------------------------
+# Let's Encrypt's test CA runs on the host (the container shares its network) and really
+# validates: its resolver is pebble-challtestsrv answering 127.0.0.1 for every name, and
+# its TLS-ALPN-01 port is servy's https socket (which keeps its file certificates for
+# other names). servy is given no state_dir: it must use the unit's StateDirectory=servy.
+pebble_port=$((port + 20)) pebble_mgmt=$((port + 21)) dns_port=$((port + 22)) dns_mgmt=$((port + 23))
+acme_domain=site.servy.test
+acme_ok=1
+for p in $pebble_port $pebble_mgmt $dns_port $dns_mgmt; do
+  ! in_use "$p" || { acme_ok=0; fail "acme: port $p is taken; choose another SERVY_TEST_PORT"; }
+done
+if [ "$acme_ok" = 1 ] && command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null; then
+  bash "$repo/tests/tls/mkcert.sh" "$work/pebble-tls" 127.0.0.1 localhost
+  printf '{"pebble": {"listenAddress": "127.0.0.1:%s", "managementListenAddress": "127.0.0.1:%s", "certificate": "%s", "privateKey": "%s", "httpPort": %s, "tlsPort": %s, "ocspResponderURL": "", "externalAccountBindingRequired": false}}\n' \
+    "$pebble_port" "$pebble_mgmt" "$work/pebble-tls/fullchain.pem" "$work/pebble-tls/key.pem" "$port" "$https_port" \
+    >"$work/pebble.json"
+  pebble-challtestsrv -defaultIPv4 127.0.0.1 -defaultIPv6 "" -dns01 "127.0.0.1:$dns_port" \
+    -http01 "" -https01 "" -tlsalpn01 "" -management "127.0.0.1:$dns_mgmt" >"$work/dns.log" 2>&1 &
+  PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0 \
+    pebble -config "$work/pebble.json" -dnsserver "127.0.0.1:$dns_port" >"$work/pebble.log" 2>&1 &
+  pebble_up() { curl -sS -m 2 -o /dev/null --cacert "$work/pebble-tls/ca.pem" "https://127.0.0.1:$1/$2"; }
+  wait_for 10 pebble_up "$pebble_port" dir
+  wait_for 10 pebble_up "$pebble_mgmt" roots/0
+  curl -sS -m 5 --cacert "$work/pebble-tls/ca.pem" "https://127.0.0.1:$pebble_mgmt/roots/0" >"$work/pebble-root.pem"
+  cp "$work/pebble-tls/ca.pem" "$ct_root/etc/servy/pebble-ca.pem"
+  printf '\n[acme]\ndomains = ["%s"]\ndirectory = "https://127.0.0.1:%s/dir"\nca_roots = "/etc/servy/pebble-ca.pem"\nretry_min = "1s"\n' \
+    "$acme_domain" "$pebble_port" >>"$ct_root/etc/servy/servy.toml"
+  orders() { grep -c 'POST /order-plz' "$work/pebble.log" || true; }
+  cursor_now() { ct journalctl -u servy.service -n 0 --show-cursor --no-pager | sed -n 's/^-- cursor: //p'; }
+  journal_since() { ct journalctl -u servy.service --after-cursor="$1" --no-pager -o cat; }
+  # "200 serial=…": the status over HTTPS (verified against pebble's root) and the serial.
+  https_serial() {
+    local code
+    code=$(curl -sS -m 10 -o /dev/null -w '%{http_code}' --cacert "$work/pebble-root.pem" \
+      --resolve "$acme_domain:$https_port:127.0.0.1" "https://$acme_domain:$https_port/" || true)
+    echo "$code $(openssl s_client -connect "127.0.0.1:$https_port" -servername "$acme_domain" </dev/null 2>/dev/null |
+      openssl x509 -noout -serial 2>/dev/null)"
+  }
+  cursor=$(cursor_now)
+  acme_start=$(now)
+  ct systemctl restart servy.service
+  issued() { journal_since "$cursor" | grep -q 'acme: certificate issued and installed'; }
+  wait_for 60 issued && took=$(elapsed "$acme_start" "$(now)") || took=never
+  first=$(https_serial)
+  mode=$(ct sh -c 'stat -c %a /var/lib/private/servy/acme/*/certificate.pem' 2>/dev/null || echo missing)
+  [ "$took" != never ] && [ "${first%% *}" = 200 ] && [ "$mode" = 600 ]
+  verdict $? "acme: pebble issued a certificate $took s after the restart (TLS-ALPN-01 on the passed https socket); HTTPS ${first%% *}, ${first#* }; the state file's mode $mode"
+  orders_before=$(orders)
+  cursor=$(cursor_now)
+  ct systemctl restart servy.service
+  second=$(https_serial)
+  sleep 2 # room for a wrongly eager order to reach pebble
+  stored=$(journal_since "$cursor" | grep -c 'acme: serving the stored certificate' || true)
+  [ "$second" = "$first" ] && [ "$stored" -ge 1 ] && [ "$(orders)" = "$orders_before" ]
+  verdict $? "acme: after a restart the certificate comes from the state directory (${second#* }); orders at pebble: $orders_before before, $(orders) after"
+elif [ "$acme_ok" = 1 ]; then
+  fail "acme: pebble is not installed (tests/install-deps.sh installs it)"
+fi
 
 echo "total run time $((SECONDS - started)) s"
 echo "$passed passed, $failed failed"

@@ -19,11 +19,13 @@ pub const EXIT_CONFIG: i32 = 78;
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub http: HttpConfig,
+    pub https: HttpsConfig,
     pub metrics: MetricsConfig,
     pub redirects: RedirectsConfig,
     pub log: LogConfig,
     pub cache: CacheConfig,
     pub limits: LimitsConfig,
+    pub acme: AcmeConfig,
 }
 
 /// The main listener. Ignored for sockets passed by systemd as `http`.
@@ -33,6 +35,34 @@ pub struct HttpConfig {
     /// Addresses to bind; a list, or one comma-separated string (handy in env vars).
     #[serde(with = "addr_list")]
     pub listen: Vec<SocketAddr>,
+    /// Answer every request with a 308 to `https://<host><path>`, for hosts a
+    /// certificate covers (any other Host is refused, so the redirect is never open).
+    pub redirect_to_https: bool,
+}
+
+/// The HTTPS listener and its certificates. Ignored listen for a socket systemd passes
+/// as `https`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpsConfig {
+    #[serde(with = "addr_list")]
+    pub listen: Vec<SocketAddr>,
+    /// `Strict-Transport-Security` value sent on every HTTPS response, if set.
+    pub hsts: Option<String>,
+    /// Time a client gets to finish the TLS handshake.
+    #[serde(with = "duration")]
+    pub handshake_timeout: Duration,
+    /// Chain + key pairs; SNI picks one, the first is the default.
+    pub certificates: Vec<CertificateFiles>,
+}
+
+/// One certificate: PEM chain (leaf first) and PEM private key. A relative path is a
+/// name in `$CREDENTIALS_DIRECTORY` when systemd sets it (`LoadCredential=`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// The metrics listener: `/metrics`, `/healthz`, `/readyz`, `/debug/pprof/profile`.
@@ -144,10 +174,82 @@ pub struct LimitsConfig {
     pub shutdown_grace: Duration,
 }
 
+/// Certificates that servy obtains and renews itself from an ACME CA (RFC 8555).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcmeConfig {
+    /// Host names on the certificate; empty (the default) turns ACME off.
+    pub domains: Vec<String>,
+    /// A contact for the CA's expiry and policy mail; optional.
+    pub email: Option<String>,
+    /// The CA's directory URL. Let's Encrypt production by default.
+    pub directory: String,
+    /// Where the account key and the certificate live; `$STATE_DIRECTORY` (systemd's
+    /// `StateDirectory=`) when unset.
+    pub state_dir: Option<PathBuf>,
+    /// A PEM root certificate to trust for the CA's own HTTPS (a private or test CA);
+    /// the system's roots when unset.
+    pub ca_roots: Option<PathBuf>,
+    pub challenge: AcmeChallenge,
+    /// First wait after a failed order; it doubles on each failure up to six hours.
+    #[serde(with = "duration")]
+    pub retry_min: Duration,
+}
+
+/// How the CA checks that servy answers for the domains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum AcmeChallenge {
+    /// RFC 8737: on the https listener, with the `acme-tls/1` ALPN protocol. Needs no
+    /// port 80 and works on the socket systemd passes.
+    #[default]
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+    /// RFC 8555 §8.3: `/.well-known/acme-challenge/<token>` on the http listener, for
+    /// setups where 443 is terminated elsewhere.
+    #[serde(rename = "http-01")]
+    Http01,
+}
+
+/// Let's Encrypt's production directory. Staging, for trying things out without its
+/// rate limits: `https://acme-staging-v02.api.letsencrypt.org/directory`.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+impl AcmeConfig {
+    pub fn enabled(&self) -> bool {
+        !self.domains.is_empty()
+    }
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        Self {
+            domains: Vec::new(),
+            email: None,
+            directory: LETS_ENCRYPT.into(),
+            state_dir: None,
+            ca_roots: None,
+            challenge: AcmeChallenge::TlsAlpn01,
+            retry_min: Duration::from_secs(60),
+        }
+    }
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+            redirect_to_https: false,
+        }
+    }
+}
+
+impl Default for HttpsConfig {
+    fn default() -> Self {
+        Self {
+            listen: Vec::new(),
+            hsts: None,
+            handshake_timeout: Duration::from_secs(10),
+            certificates: Vec::new(),
         }
     }
 }
@@ -230,7 +332,16 @@ impl std::error::Error for ConfigError {}
 
 /// The sections `SERVY_<SECTION>_<KEY>` may address. Other `SERVY_*` variables (such as
 /// the build-time `SERVY_ASSETS_DIR`) are not ours to judge and are ignored.
-const SECTIONS: [&str; 6] = ["http", "metrics", "redirects", "log", "cache", "limits"];
+const SECTIONS: [&str; 8] = [
+    "http",
+    "https",
+    "metrics",
+    "redirects",
+    "log",
+    "cache",
+    "limits",
+    "acme",
+];
 
 impl Config {
     /// The file (if any), then the environment, then validation. `env` is passed in so
@@ -244,6 +355,22 @@ impl Config {
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
+        let mut credentials = None;
+        let mut state_directory = None;
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, v)| {
+                // systemd's `LoadCredential=` directory: where relative certificate names live.
+                if k == "CREDENTIALS_DIRECTORY" {
+                    credentials = Some(PathBuf::from(v));
+                }
+                // systemd's `StateDirectory=` (a colon-separated list when there are several).
+                if k == "STATE_DIRECTORY" && !v.is_empty() {
+                    state_directory = v.split(':').next().map(PathBuf::from);
+                }
+                k != "CREDENTIALS_DIRECTORY"
+            })
+            .collect();
         let (mut table, file_config) = match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -280,7 +407,16 @@ impl Config {
                         ConfigError(format!("{}: {}", o.var, e.message().trim()))
                     })?;
         }
+        if config.acme.state_dir.is_none() {
+            config.acme.state_dir = state_directory;
+        }
         config.validate()?;
+        if let Some(dir) = credentials {
+            for files in &mut config.https.certificates {
+                files.cert = dir.join(&files.cert);
+                files.key = dir.join(&files.key);
+            }
+        }
         Ok(config)
     }
 
@@ -306,6 +442,8 @@ impl Config {
             ("limits.request_timeout", self.limits.request_timeout),
             ("limits.shutdown_grace", self.limits.shutdown_grace),
             ("metrics.profiling_max", self.metrics.profiling_max),
+            ("acme.retry_min", self.acme.retry_min),
+            ("https.handshake_timeout", self.https.handshake_timeout),
         ] {
             if d.is_zero() {
                 return err(format!("{name} must be greater than zero"));
@@ -342,15 +480,35 @@ impl Config {
         if self.limits.max_concurrency == 0 {
             return err("limits.max_concurrency must be at least 1".into());
         }
-        if let Some(addr) = self
-            .http
-            .listen
-            .iter()
-            .find(|a| self.metrics.listen.contains(a))
-        {
-            return err(format!(
-                "http.listen and metrics.listen both contain {addr}"
-            ));
+        let listens = [
+            ("http.listen", &self.http.listen),
+            ("https.listen", &self.https.listen),
+            ("metrics.listen", &self.metrics.listen),
+        ];
+        for (i, (a_name, a)) in listens.iter().enumerate() {
+            for (b_name, b) in &listens[i + 1..] {
+                if let Some(addr) = a.iter().find(|x| b.contains(x)) {
+                    return err(format!("{a_name} and {b_name} both contain {addr}"));
+                }
+            }
+        }
+        let https = &self.https;
+        // With [acme], the certificates come from the CA instead of files.
+        let no_certificates = https.certificates.is_empty() && !self.acme.enabled();
+        if no_certificates && !https.listen.is_empty() {
+            return err(
+                "https.listen is set but https.certificates is empty and [acme] is off".into(),
+            );
+        }
+        if no_certificates && self.http.redirect_to_https {
+            return err("http.redirect_to_https needs https.certificates or [acme]".into());
+        }
+        if let Some(hsts) = &https.hsts {
+            if hsts.is_empty() || !hsts.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+                return err(format!(
+                    "https.hsts = {hsts:?}: not a valid Strict-Transport-Security value"
+                ));
+            }
         }
         // tracing-subscriber 0.3.23 panics on non-ASCII before an `=` (it slices the
         // directive by bytes); targets and levels are ASCII, so refuse anything else first.
@@ -360,6 +518,16 @@ impl Config {
                 "log.level = {:?}: must be ASCII (targets and levels such as \"info,servy=debug\")",
                 self.log.level
             ));
+        }
+        self.acme.validate()?;
+        if self.acme.enabled()
+            && self.acme.challenge == AcmeChallenge::Http01
+            && self.http.redirect_to_https
+        {
+            return err(
+                "acme.challenge = \"http-01\" needs plain HTTP on the http listener, but http.redirect_to_https is on (use tls-alpn-01)"
+                    .into(),
+            );
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return err(format!("log.level = {:?}: {e}", self.log.level));
@@ -381,6 +549,70 @@ impl Config {
         }
         Ok(())
     }
+}
+
+impl AcmeConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let err = |m: String| Err(ConfigError(m));
+        if !self.enabled() {
+            return Ok(());
+        }
+        for domain in &self.domains {
+            if !is_host_name(domain) {
+                return err(format!(
+                    "acme.domains: {domain:?} is not a host name (lower case, no wildcard: \
+                     TLS-ALPN-01 and HTTP-01 cannot prove a wildcard)"
+                ));
+            }
+        }
+        if let Some(email) = &self.email {
+            let ok = email.split_once('@').is_some_and(|(user, host)| {
+                !user.is_empty()
+                    && !host.is_empty()
+                    && !email.contains(|c: char| c.is_whitespace() || c == ',')
+            });
+            if !ok {
+                return err(format!("acme.email = {email:?}: not an e-mail address"));
+            }
+        }
+        // RFC 8555 §6.1: ACME runs over HTTPS only.
+        if self
+            .directory
+            .strip_prefix("https://")
+            .is_none_or(|rest| rest.is_empty() || rest.starts_with('/'))
+        {
+            return err(format!(
+                "acme.directory = {:?}: must be an https:// URL",
+                self.directory
+            ));
+        }
+        match &self.state_dir {
+            None => err(
+                "acme.state_dir: not set, and $STATE_DIRECTORY is unset (StateDirectory=servy in the unit sets it)"
+                    .into(),
+            ),
+            Some(dir) if !dir.is_absolute() => err(format!(
+                "acme.state_dir = {:?}: must be an absolute path",
+                dir.display()
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+/// A DNS name a CA will certify: lower-case LDH labels, at least two of them.
+fn is_host_name(name: &str) -> bool {
+    let labels: Vec<&str> = name.split('.').collect();
+    name.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
 }
 
 /// One line out of a toml error: `file: line N: message`.
@@ -876,11 +1108,144 @@ format = "auto"
                 "invalid socket address",
             ),
             ("[redirects]\ntimeout = \"5 parsecs\"\n", "invalid duration"),
+            (
+                "[https]\nlisten = [\"127.0.0.1:8443\"]\n",
+                "https.certificates is empty",
+            ),
+            ("[http]\nredirect_to_https = true\n", "redirect_to_https"),
+            (
+                "[https]\nlisten = [\"127.0.0.1:8080\"]\n[[https.certificates]]\ncert = \"c\"\nkey = \"k\"\n",
+                "http.listen and https.listen both contain 127.0.0.1:8080",
+            ),
+            (
+                "[https]\nhsts = \"max-age=1\\r\\nx: y\"\n[[https.certificates]]\ncert = \"c\"\nkey = \"k\"\n",
+                "https.hsts",
+            ),
+            (
+                "[https]\nhandshake_timeout = \"0s\"\n",
+                "https.handshake_timeout",
+            ),
+            (
+                "[[https.certificates]]\ncert = \"c\"\n",
+                "missing field `key`",
+            ),
         ];
         for (toml, needle) in cases {
             let m = message(load(toml, &[]));
             assert!(m.contains(needle), "{toml:?}: expected {needle:?} in {m:?}");
         }
+    }
+
+    #[test]
+    fn acme_is_off_by_default_and_state_dir_comes_from_systemd() {
+        let c = load("", &[("STATE_DIRECTORY", "/var/lib/servy:/var/lib/other")]).unwrap();
+        assert!(!c.acme.enabled());
+        assert_eq!(c.acme.directory, LETS_ENCRYPT);
+        let c = load(
+            "[acme]\ndomains = [\"example.org\", \"www.example.org\"]\nchallenge = \"http-01\"\n",
+            &[("STATE_DIRECTORY", "/var/lib/servy:/var/lib/other")],
+        )
+        .unwrap();
+        assert_eq!(c.acme.domains, ["example.org", "www.example.org"]);
+        assert_eq!(c.acme.state_dir, Some(PathBuf::from("/var/lib/servy")));
+        assert_eq!(c.acme.challenge, AcmeChallenge::Http01);
+        // An explicit path wins over systemd's.
+        let c = load(
+            "[acme]\ndomains = [\"example.org\"]\nstate_dir = \"/srv/acme\"\n",
+            &[("STATE_DIRECTORY", "/var/lib/servy")],
+        )
+        .unwrap();
+        assert_eq!(c.acme.state_dir, Some(PathBuf::from("/srv/acme")));
+        assert_eq!(c.acme.challenge, AcmeChallenge::TlsAlpn01);
+        let c = load(
+            "",
+            &[
+                ("SERVY_ACME_DOMAINS", "[\"example.org\"]"),
+                ("SERVY_ACME_STATE_DIR", "/srv/acme"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.acme.domains, ["example.org"]);
+    }
+
+    #[test]
+    fn acme_validation() {
+        let with =
+            |rest: &str| format!("[acme]\ndomains = [\"example.org\"]\nstate_dir = \"/s\"\n{rest}");
+        let cases = [
+            (
+                "[acme]\ndomains = [\"example.org\"]\n".to_string(),
+                "acme.state_dir",
+            ),
+            (
+                "[acme]\ndomains = [\"*.example.org\"]\nstate_dir = \"/s\"\n".into(),
+                "acme.domains",
+            ),
+            (
+                "[acme]\ndomains = [\"Example.org\"]\nstate_dir = \"/s\"\n".into(),
+                "acme.domains",
+            ),
+            (
+                "[acme]\ndomains = [\"localhost\"]\nstate_dir = \"/s\"\n".into(),
+                "acme.domains",
+            ),
+            (with("email = \"nobody\"\n"), "acme.email"),
+            (
+                with("directory = \"http://ca.test/dir\"\n"),
+                "acme.directory",
+            ),
+            (
+                with("state_dir = \"rel\"\n").replace("state_dir = \"/s\"\n", ""),
+                "absolute",
+            ),
+            (with("challenge = \"dns-01\"\n"), "dns-01"),
+            (with("retry_min = \"0s\"\n"), "acme.retry_min"),
+            (
+                with("challenge = \"http-01\"\n[http]\nredirect_to_https = true\n"),
+                "redirect_to_https",
+            ),
+        ];
+        for (toml, needle) in cases {
+            let m = message(load(&toml, &[]));
+            assert!(m.contains(needle), "{toml:?}: expected {needle:?} in {m:?}");
+        }
+    }
+
+    #[test]
+    fn certificate_names_are_resolved_against_the_credentials_directory() {
+        let c = load(
+            "[[https.certificates]]\ncert = \"fullchain.pem\"\nkey = \"/etc/ssl/key.pem\"\n",
+            &[("CREDENTIALS_DIRECTORY", "/run/credentials/servy.service")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.https.certificates,
+            vec![CertificateFiles {
+                cert: "/run/credentials/servy.service/fullchain.pem".into(),
+                key: "/etc/ssl/key.pem".into(),
+            }]
+        );
+        let c = load("[[https.certificates]]\ncert = \"a\"\nkey = \"b\"\n", &[]).unwrap();
+        assert_eq!(c.https.certificates[0].cert, PathBuf::from("a"));
+    }
+
+    #[test]
+    fn https_from_the_environment() {
+        let c = load(
+            "",
+            &[
+                ("SERVY_HTTPS_LISTEN", "127.0.0.1:8443"),
+                (
+                    "SERVY_HTTPS_CERTIFICATES",
+                    "[{ cert = \"c.pem\", key = \"k.pem\" }]",
+                ),
+                ("SERVY_HTTPS_HSTS", "max-age=60"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.https.listen, vec!["127.0.0.1:8443".parse().unwrap()]);
+        assert_eq!(c.https.certificates[0].key, PathBuf::from("k.pem"));
+        assert_eq!(c.https.hsts.as_deref(), Some("max-age=60"));
     }
 
     #[test]

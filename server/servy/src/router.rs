@@ -17,6 +17,7 @@ use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::acme::Challenges;
 use crate::config::LimitsConfig;
 use crate::metrics::Metrics;
 use crate::observe::ObserveLayer;
@@ -37,7 +38,7 @@ pub fn service(
 }
 
 /// The middleware, in request order (outermost first), around any inner service.
-fn stack<S, B>(
+pub(crate) fn stack<S, B>(
     inner: S,
     metrics: Arc<Metrics>,
     limits: &LimitsConfig,
@@ -85,6 +86,8 @@ pub struct AppState {
     pub redirects: Redirects,
     /// `log.requests`: write the per-request line, and so tell it what was served.
     pub log_requests: bool,
+    /// Open ACME HTTP-01 challenges, when `[acme]` is on.
+    pub acme: Option<Challenges>,
 }
 
 impl AppState {
@@ -108,6 +111,8 @@ pub enum Served {
 /// One request, in order:
 ///
 /// 1. GET and HEAD only; anything else is 405 with `Allow`.
+///    An open ACME HTTP-01 challenge is answered here, from memory, so no file or
+///    alias can shadow it.
 /// 2. Normalise the path once (or refuse it: 400/414).
 /// 3. Site: embedded asset → encoding → conditional (304) → range (206/416). The
 ///    encoding comes first because each representation has its own ETag.
@@ -121,6 +126,13 @@ pub async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
         return (
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, "GET, HEAD")],
+        )
+            .into_response();
+    }
+    if let Some(key_authorization) = app.acme.as_ref().and_then(|c| c.http01(parts.uri.path())) {
+        return (
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            key_authorization,
         )
             .into_response();
     }

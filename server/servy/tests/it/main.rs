@@ -4,10 +4,12 @@
 
 mod support;
 
+mod acme;
 mod assets;
 mod conditional;
 mod config;
 mod encoding;
+mod https;
 mod metrics;
 mod paths;
 mod range;

@@ -1,0 +1,104 @@
+//! The answers to the CA's challenges while an order is open, kept in memory only.
+//!
+//! - HTTP-01 (RFC 8555 §8.3): the http listener answers
+//!   `/.well-known/acme-challenge/<token>` with the key authorization.
+//! - TLS-ALPN-01 (RFC 8737): a handshake that offers `acme-tls/1` for a domain gets a
+//!   self-signed certificate carrying the key authorization's digest; the TLS resolver
+//!   holds it ([`Certificates::set_challenge`]).
+//!
+//! Lookups are rare (only the CA makes them), so a mutex is plenty.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use instant_acme::KeyAuthorization;
+use rcgen::{CertificateParams, CustomExtension, KeyPair};
+use rustls::crypto::ring::sign::any_ecdsa_type;
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::sign::CertifiedKey;
+
+use crate::tls::Certificates;
+
+/// Where HTTP-01 answers live (RFC 8555 §8.3).
+const HTTP01_PREFIX: &str = "/.well-known/acme-challenge/";
+
+/// Cheap to clone; shared by the order (which publishes) and the listeners (which answer).
+#[derive(Clone)]
+pub struct Challenges {
+    inner: Arc<Mutex<Answers>>,
+    certificates: Arc<Certificates>,
+}
+
+#[derive(Default)]
+struct Answers {
+    /// token → key authorization
+    http01: HashMap<String, String>,
+    /// Domains with a TLS-ALPN-01 certificate in the resolver.
+    tls_alpn01: Vec<String>,
+}
+
+impl Challenges {
+    pub fn new(certificates: Arc<Certificates>) -> Challenges {
+        Challenges {
+            inner: Arc::default(),
+            certificates,
+        }
+    }
+
+    fn answers(&self) -> MutexGuard<'_, Answers> {
+        // A panic elsewhere cannot leave the maps half-written; keep answering.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The body for an HTTP-01 request path, if it is a token of an open challenge.
+    pub fn http01(&self, path: &str) -> Option<String> {
+        let token = path.strip_prefix(HTTP01_PREFIX)?;
+        self.answers().http01.get(token).cloned()
+    }
+
+    pub(super) fn publish_http01(&self, token: &str, key_authorization: &KeyAuthorization) {
+        self.answers()
+            .http01
+            .insert(token.to_string(), key_authorization.as_str().to_string());
+    }
+
+    pub(super) fn publish_tls_alpn01(
+        &self,
+        domain: &str,
+        key_authorization: &KeyAuthorization,
+    ) -> Result<(), String> {
+        let certificate = validation_certificate(domain, key_authorization)?;
+        self.answers().tls_alpn01.push(domain.to_string());
+        self.certificates.set_challenge(domain, Some(certificate));
+        Ok(())
+    }
+
+    /// Forgets every answer: the order is over, whatever its outcome.
+    pub(super) fn clear(&self) {
+        let mut answers = self.answers();
+        answers.http01.clear();
+        for domain in answers.tls_alpn01.drain(..) {
+            self.certificates.set_challenge(&domain, None);
+        }
+    }
+}
+
+/// RFC 8737 §3: a self-signed certificate for `domain` with the critical acmeIdentifier
+/// extension holding SHA-256 of the key authorization.
+fn validation_certificate(
+    domain: &str,
+    key_authorization: &KeyAuthorization,
+) -> Result<Arc<CertifiedKey>, String> {
+    let mut params = CertificateParams::new(vec![domain.to_string()]).map_err(|e| e.to_string())?;
+    params.custom_extensions = vec![CustomExtension::new_acme_identifier(
+        key_authorization.digest().as_ref(),
+    )];
+    let key = KeyPair::generate().map_err(|e| e.to_string())?;
+    let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+    let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let signer = any_ecdsa_type(&der).map_err(|e| e.to_string())?;
+    Ok(Arc::new(CertifiedKey::new(
+        vec![cert.der().clone()],
+        signer,
+    )))
+}

@@ -1,0 +1,196 @@
+//! The renewal task: sleeps until the certificate is due, orders, stores, installs;
+//! on failure retries with a doubling backoff while the current certificate serves on.
+//!
+//! Due means: the CA's ACME Renewal Information window (RFC 9773) when the CA offers it,
+//! else a third of the lifetime left. With no certificate, or one that lacks a
+//! configured domain, it is due at once.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use instant_acme::Account;
+
+use super::certificate::{Certificate, unix_seconds};
+use super::order::{self, OrderError};
+use super::{Shared, install};
+
+/// The longest wait between two failed orders: a CA that is down for a day is retried
+/// four times an hour, well inside Let's Encrypt's limits.
+const BACKOFF_MAX: Duration = Duration::from_secs(6 * 3600);
+
+/// How often ARI is asked again at most, whatever Retry-After says.
+const ARI_RECHECK_MAX: Duration = Duration::from_secs(24 * 3600);
+
+pub async fn run(shared: Shared) {
+    let Shared {
+        config,
+        store,
+        challenges,
+        current,
+        tls,
+        metrics,
+    } = shared;
+    let mut account: Option<Account> = None;
+    let mut failures: u32 = 0;
+    loop {
+        let now = SystemTime::now();
+        let (due, recheck) = match current.load_full() {
+            Some(cert) if cert.covers(&config.domains) => {
+                if account.is_none() {
+                    // For ARI only; a CA that is down now just means the fallback rule.
+                    account = order::stored_account(&config, &store).await;
+                }
+                due(&cert, account.as_ref()).await
+            }
+            Some(_) => {
+                tracing::info!(domains = ?config.domains, "acme: the stored certificate lacks a configured domain; ordering");
+                (now, None)
+            }
+            None => (now, None),
+        };
+        let wake = recheck.map_or(due, |r| due.min(now + r));
+        if wake > now {
+            metrics.next_renewal.set(unix_seconds(due));
+            tracing::info!(
+                renew_in = ?due.duration_since(now).unwrap_or_default(),
+                "acme: certificate is current; next renewal scheduled"
+            );
+            tokio::time::sleep(wake.duration_since(now).unwrap_or_default()).await;
+            if wake < due {
+                continue; // time to ask ARI again
+            }
+        }
+        metrics.next_renewal.set(unix_seconds(SystemTime::now()));
+
+        let started = std::time::Instant::now();
+        let outcome = attempt(&config, &store, &challenges, &mut account).await;
+        match outcome {
+            Ok(cert) => {
+                failures = 0;
+                metrics.orders.with_label_values(&["ok"]).inc();
+                metrics.consecutive_failures.set(0);
+                tracing::info!(
+                    serial = cert.serial,
+                    not_after = unix_seconds(cert.not_after),
+                    took = ?started.elapsed(),
+                    "acme: certificate issued and installed"
+                );
+                install(&tls, &cert);
+                current.store(Some(Arc::new(cert)));
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let wait = backoff(config.retry_min, failures);
+                metrics.orders.with_label_values(&[e.label()]).inc();
+                metrics.consecutive_failures.set(i64::from(failures));
+                metrics
+                    .next_renewal
+                    .set(unix_seconds(SystemTime::now() + wait));
+                tracing::warn!(
+                    result = e.label(),
+                    error = %e,
+                    retry_in = ?wait,
+                    failures,
+                    serving_current = current.load().is_some(),
+                    "acme: order failed; retrying later"
+                );
+                if matches!(e, OrderError::Account(_)) {
+                    account = None; // the CA may have been replaced meanwhile
+                }
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+/// The account (once), one order, then the store: a certificate is installed only
+/// after it is on disk, so a restart serves what was served.
+async fn attempt(
+    config: &crate::config::AcmeConfig,
+    store: &super::store::Store,
+    challenges: &super::Challenges,
+    account: &mut Option<Account>,
+) -> Result<Certificate, OrderError> {
+    let account = match account {
+        Some(a) => a,
+        None => account.insert(order::account(config, store).await?),
+    };
+    let issued = order::order(account, config, challenges).await?;
+    let cert =
+        Certificate::from_pem(format!("{}\n{}", issued.chain_pem, issued.key_pem).as_bytes())
+            .map_err(|e| OrderError::Store(format!("the issued certificate: {e}")))?;
+    store
+        .save_certificate(&issued.chain_pem, &issued.key_pem)
+        .map_err(|e| OrderError::Store(format!("{}: {e}", store.dir().display())))?;
+    Ok(cert)
+}
+
+/// When `cert` is due, and when to ask the CA's ARI again (if it answered).
+async fn due(cert: &Certificate, account: Option<&Account>) -> (SystemTime, Option<Duration>) {
+    let fallback = (cert.renew_at(), None);
+    let (Some(account), Some(id)) = (account, &cert.ari_id) else {
+        return fallback;
+    };
+    match account.renewal_info(id).await {
+        Ok((info, retry_after)) => {
+            let window = info.suggested_window;
+            let start = SystemTime::from(window.start);
+            let end = SystemTime::from(window.end).max(start);
+            // RFC 9773 §4.2: a uniformly random time in the window spreads the CA's load.
+            let spread = end.duration_since(start).unwrap_or_default();
+            let at = start + spread.mul_f64(random_fraction());
+            tracing::debug!(?window.start, ?window.end, "acme: renewal window from the CA");
+            (
+                at,
+                Some(retry_after.clamp(Duration::from_secs(60), ARI_RECHECK_MAX)),
+            )
+        }
+        Err(instant_acme::Error::Unsupported(_)) => fallback,
+        Err(e) => {
+            tracing::debug!(error = %e, "acme: renewal information unavailable; using a third of the lifetime");
+            fallback
+        }
+    }
+}
+
+/// `retry_min`, doubled per failure, up to [`BACKOFF_MAX`].
+fn backoff(retry_min: Duration, failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(20);
+    retry_min
+        .saturating_mul(1 << doublings)
+        .min(BACKOFF_MAX.max(retry_min))
+}
+
+/// A fraction in [0, 1) from the standard library's randomly keyed hasher.
+fn random_fraction() -> f64 {
+    let bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let m = Duration::from_secs(60);
+        assert_eq!(backoff(m, 1), m);
+        assert_eq!(backoff(m, 2), m * 2);
+        assert_eq!(backoff(m, 4), m * 8);
+        assert_eq!(backoff(m, 30), BACKOFF_MAX);
+        assert_eq!(backoff(m, u32::MAX), BACKOFF_MAX);
+        // A retry_min above the cap is honoured as is.
+        assert_eq!(backoff(BACKOFF_MAX * 2, 3), BACKOFF_MAX * 2);
+    }
+
+    #[test]
+    fn random_fractions_stay_in_range() {
+        for _ in 0..1000 {
+            let f = random_fraction();
+            assert!((0.0..1.0).contains(&f), "{f}");
+        }
+    }
+}

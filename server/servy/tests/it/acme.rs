@@ -1,0 +1,412 @@
+//! `[acme]` against a real CA: Debian's pebble on loopback, validating for real through
+//! a DNS stub that points every name at 127.0.0.1 (see `support/pebble.rs`).
+//!
+//! Each test runs its own pebble, with its validation ports set to the sockets the test
+//! bound for servy, so nothing is shared between tests.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, RootCertStore};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::support::pebble::{Pebble, ValidationPorts, eventually};
+use crate::support::{Servy, TempDir, get, tls};
+
+const DOMAIN: &str = "site.servy.test";
+const WWW: &str = "www.servy.test";
+
+/// How long a test waits for an order to complete (pebble takes about a second).
+const ORDER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The sockets servy will get, bound first so pebble can be told the ports.
+struct Sockets {
+    http: TcpListener,
+    https: TcpListener,
+}
+
+impl Sockets {
+    fn bind() -> Sockets {
+        Sockets {
+            http: TcpListener::bind("127.0.0.1:0").expect("bind http"),
+            https: TcpListener::bind("127.0.0.1:0").expect("bind https"),
+        }
+    }
+
+    fn ports(&self) -> ValidationPorts {
+        ValidationPorts {
+            http: self.http.local_addr().expect("addr").port(),
+            https: self.https.local_addr().expect("addr").port(),
+        }
+    }
+}
+
+fn config(pebble: &Pebble, state: &TempDir, challenge: &str) -> String {
+    format!(
+        r#"
+[acme]
+domains = ["{DOMAIN}", "{WWW}"]
+email = "admin@servy.test"
+directory = "{}"
+ca_roots = "{}"
+state_dir = "{}"
+challenge = "{challenge}"
+retry_min = "1s"
+"#,
+        pebble.directory,
+        pebble.ca_roots.display(),
+        state.path().display()
+    )
+}
+
+fn start(sockets: &Sockets, config: &str) -> Servy {
+    Servy::builder()
+        .config(config)
+        .sockets(&sockets.http, &sockets.https)
+        .start()
+}
+
+/// A sample's value from servy's `/metrics` (`name` includes any labels), 0 if absent.
+fn metric(servy: &Servy, name: &str) -> f64 {
+    let text = get(servy.metrics, "/metrics").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn issued(servy: &Servy) -> f64 {
+    metric(servy, "servy_acme_orders_total{result=\"ok\"}")
+}
+
+/// Failed orders of any kind.
+fn failed(servy: &Servy) -> f64 {
+    let text = get(servy.metrics, "/metrics").text();
+    text.lines()
+        .filter(|l| l.starts_with("servy_acme_orders_total{") && !l.contains("result=\"ok\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn wait_issued(servy: &Servy, pebble: &Pebble, count: f64) {
+    assert!(
+        eventually(ORDER_TIMEOUT, || issued(servy) >= count),
+        "no certificate #{count} within {ORDER_TIMEOUT:?}\nservy:\n{}\npebble:\n{}",
+        servy.stderr(),
+        pebble.log()
+    );
+}
+
+/// A client that trusts only pebble's issuing root.
+fn client(pebble: &Pebble) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.add(pebble.issuing_root()).expect("pebble's root");
+    let mut config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+fn serial(cert: &CertificateDer<'_>) -> String {
+    let (_, x509) = X509Certificate::from_der(cert).expect("X.509");
+    x509.raw_serial_as_string()
+}
+
+fn names(cert: &CertificateDer<'_>) -> Vec<String> {
+    let (_, x509) = X509Certificate::from_der(cert).expect("X.509");
+    let san = x509.subject_alternative_name().expect("SAN").expect("SAN");
+    san.value
+        .general_names
+        .iter()
+        .map(|n| {
+            n.to_string()
+                .trim_start_matches("DNSName(")
+                .trim_end_matches(')')
+                .to_string()
+        })
+        .collect()
+}
+
+/// Fetches `/` over HTTPS for `name`, verifying against pebble's root; the response and
+/// the chain servy presented.
+fn fetch(
+    servy: &Servy,
+    client: &Arc<ClientConfig>,
+    name: &str,
+) -> (u16, Vec<CertificateDer<'static>>) {
+    let addr = servy.https.expect("an https socket");
+    let mut conn = tls::connect(addr, name, client.clone())
+        .unwrap_or_else(|e| panic!("HTTPS to {name}: {e}\nservy:\n{}", servy.stderr()));
+    let chain = conn.conn.peer_certificates().expect("a chain").to_vec();
+    let response = tls::get(&mut conn, name, "/");
+    (response.status, chain)
+}
+
+/// The order, the chain, and what HTTPS serves, for either challenge.
+fn order_and_fetch(challenge: &str) {
+    let sockets = Sockets::bind();
+    let pebble = Pebble::start(sockets.ports(), Duration::from_secs(3600));
+    let state = TempDir::new();
+    let started = Instant::now();
+    let servy = start(&sockets, &config(&pebble, &state, challenge));
+    // READY did not wait for the CA: plain HTTP serves whether or not the order is done.
+    assert_eq!(get(servy.http, "/").status, 200);
+    wait_issued(&servy, &pebble, 1.0);
+    eprintln!(
+        "{challenge}: first certificate {:?} after start",
+        started.elapsed()
+    );
+
+    let client = client(&pebble);
+    for name in [DOMAIN, WWW] {
+        let (status, chain) = fetch(&servy, &client, name);
+        assert_eq!(status, 200, "{name}");
+        assert_eq!(chain.len(), 2, "leaf and pebble's intermediate");
+        assert_eq!(
+            chain[1],
+            pebble.intermediate(),
+            "signed by pebble's intermediate"
+        );
+        let mut on_leaf = names(&chain[0]);
+        on_leaf.sort();
+        assert_eq!(on_leaf, [DOMAIN, WWW]);
+    }
+    assert_eq!(pebble.orders(), 1);
+    assert!(
+        metric(
+            &servy,
+            &format!("servy_tls_certificate_expiry_timestamp_seconds{{name=\"{DOMAIN}\"}}")
+        ) > 0.0
+    );
+    assert!(metric(&servy, "servy_acme_next_renewal_timestamp_seconds") > 0.0);
+    // The answers are gone once the order is over.
+    assert!(servy.stderr().contains("acme: challenge answered"));
+}
+
+#[test]
+fn tls_alpn_01_order_serves_the_issued_chain_over_https() {
+    order_and_fetch("tls-alpn-01");
+}
+
+#[test]
+fn http_01_order_serves_the_issued_chain_over_https() {
+    order_and_fetch("http-01");
+}
+
+#[test]
+fn a_restart_serves_the_stored_certificate_without_a_new_order() {
+    let sockets = Sockets::bind();
+    let pebble = Pebble::start(sockets.ports(), Duration::from_secs(3600));
+    let state = TempDir::new();
+    let config = config(&pebble, &state, "tls-alpn-01");
+    let client = client(&pebble);
+
+    let mut first = start(&sockets, &config);
+    wait_issued(&first, &pebble, 1.0);
+    let (_, chain) = fetch(&first, &client, DOMAIN);
+    let issued_serial = serial(&chain[0]);
+    first.terminate();
+    assert_eq!(pebble.orders(), 1);
+
+    let second = start(&sockets, &config);
+    // Served from the first handshake: the certificate came from the state directory.
+    let (status, chain) = fetch(&second, &self::client(&pebble), DOMAIN);
+    assert_eq!(status, 200);
+    assert_eq!(serial(&chain[0]), issued_serial);
+    assert!(
+        second
+            .stderr()
+            .contains("acme: serving the stored certificate")
+    );
+    // Give a wrongly eager renewal task the time to order; pebble must see nothing.
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(pebble.orders(), 1, "pebble's log:\n{}", pebble.log());
+    assert_eq!(issued(&second), 0.0);
+}
+
+#[test]
+fn renewal_serves_a_new_serial_without_dropping_a_connection() {
+    let sockets = Sockets::bind();
+    // A 20 s lifetime: renewal is due with a third left, about 13 s after issuance.
+    let pebble = Pebble::start(sockets.ports(), Duration::from_secs(20));
+    let state = TempDir::new();
+    let servy = start(&sockets, &config(&pebble, &state, "tls-alpn-01"));
+    wait_issued(&servy, &pebble, 1.0);
+    let client = client(&pebble);
+    let addr = servy.https.expect("https");
+
+    let mut open = tls::connect(addr, DOMAIN, client.clone()).expect("connect");
+    let old = serial(&tls::peer_leaf(&open));
+    // Meanwhile, new connections keep coming; none may fail.
+    let failures = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (client, failures, requests, stop) = (
+            client.clone(),
+            failures.clone(),
+            requests.clone(),
+            stop.clone(),
+        );
+        thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let ok = tls::connect(addr, DOMAIN, client.clone())
+                    .map(|mut c| tls::get(&mut c, DOMAIN, "/").status == 200)
+                    .unwrap_or(false);
+                requests.fetch_add(1, Ordering::Relaxed);
+                if !ok {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    // The open connection stays busy (an idle one would meet the keep-alive timeout).
+    let deadline = Instant::now() + ORDER_TIMEOUT;
+    while issued(&servy) < 2.0 {
+        assert!(Instant::now() < deadline, "no renewal\n{}", servy.stderr());
+        let response = tls::get_keep_alive(&mut open, DOMAIN, "/");
+        assert_eq!(response.status, 200);
+        thread::sleep(Duration::from_millis(500));
+    }
+    // After the renewal, the same connection still answers.
+    assert_eq!(tls::get_keep_alive(&mut open, DOMAIN, "/").status, 200);
+    stop.store(true, Ordering::Relaxed);
+    load.join().expect("load thread");
+
+    // A fresh client: a resumed session would report the certificate of its first
+    // handshake.
+    let (status, chain) = fetch(&servy, &self::client(&pebble), DOMAIN);
+    assert_eq!(status, 200);
+    assert_ne!(serial(&chain[0]), old, "the renewed certificate is served");
+    assert_eq!(pebble.orders(), 2);
+    let requests = requests.load(Ordering::Relaxed);
+    assert!(requests > 10, "only {requests} requests during the renewal");
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "of {requests} requests"
+    );
+    eprintln!("renewal: {requests} new connections during it, 0 failed");
+}
+
+#[test]
+fn with_the_ca_down_the_old_certificate_serves_and_orders_back_off() {
+    let sockets = Sockets::bind();
+    // Renewal due about 16 s after issuance; the certificate lasts until 24 s.
+    let mut pebble = Pebble::start(sockets.ports(), Duration::from_secs(24));
+    let state = TempDir::new();
+    let servy = start(&sockets, &config(&pebble, &state, "tls-alpn-01"));
+    wait_issued(&servy, &pebble, 1.0);
+    let client = client(&pebble);
+    let (_, chain) = fetch(&servy, &client, DOMAIN);
+    let old = serial(&chain[0]);
+    let root = pebble.issuing_root();
+    pebble.stop();
+
+    assert!(
+        eventually(ORDER_TIMEOUT, || metric(
+            &servy,
+            "servy_acme_consecutive_failures"
+        ) >= 2.0),
+        "no failed renewals\n{}",
+        servy.stderr()
+    );
+    // Fresh handshakes (no resumption) still get the old certificate.
+    let mut roots = RootCertStore::empty();
+    roots.add(root).expect("root");
+    let fresh = Arc::new(
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let (status, chain) = fetch(&servy, &fresh, DOMAIN);
+    assert_eq!(status, 200);
+    assert_eq!(serial(&chain[0]), old, "the old certificate keeps serving");
+    assert!(failed(&servy) >= 2.0);
+    assert_eq!(issued(&servy), 1.0);
+    // The next attempt is scheduled in the future (backoff), not in a tight loop.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    assert!(metric(&servy, "servy_acme_next_renewal_timestamp_seconds") >= now - 1.0);
+    let log = servy.stderr();
+    assert!(
+        log.contains("retry_in=1s") && log.contains("retry_in=2s"),
+        "backoff doubles:\n{log}"
+    );
+}
+
+#[test]
+fn before_the_first_certificate_https_fails_cleanly_and_http_serves() {
+    let sockets = Sockets::bind();
+    let state = TempDir::new();
+    // A CA that is not there: the order can never complete.
+    let dead = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_addr = dead.local_addr().expect("addr");
+    drop(dead);
+    let roots = state.write(
+        "roots.pem",
+        &rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .expect("params")
+            .self_signed(&rcgen::KeyPair::generate().expect("key"))
+            .expect("cert")
+            .pem(),
+    );
+    let config = format!(
+        "[acme]\ndomains = [\"{DOMAIN}\"]\ndirectory = \"https://{dead_addr}/dir\"\nca_roots = \"{}\"\nstate_dir = \"{}\"\nretry_min = \"1s\"\n",
+        roots.display(),
+        state.path().display()
+    );
+    let servy = start(&sockets, &config);
+    // READY came (start waited for it) and the site serves over HTTP.
+    assert_eq!(get(servy.http, "/").status, 200);
+    // A handshake for the domain fails at once instead of hanging.
+    let began = Instant::now();
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(
+            rcgen::CertificateParams::new(vec!["x.test".to_string()])
+                .expect("params")
+                .self_signed(&rcgen::KeyPair::generate().expect("key"))
+                .expect("cert")
+                .der()
+                .to_vec(),
+        ))
+        .expect("root");
+    let client = Arc::new(
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let refused = tls::connect(servy.https.expect("https"), DOMAIN, client);
+    assert!(
+        refused.is_err(),
+        "a handshake without a certificate must fail"
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "it failed promptly"
+    );
+    assert!(
+        eventually(ORDER_TIMEOUT, || metric(
+            &servy,
+            "servy_acme_orders_total{result=\"account\"}"
+        ) >= 2.0),
+        "failed orders are counted\n{}",
+        servy.stderr()
+    );
+    assert_eq!(get(servy.http, "/").status, 200, "HTTP still serves");
+}
