@@ -10,6 +10,7 @@
 
 mod cli;
 mod config;
+mod host;
 mod listeners;
 mod logging;
 mod metrics;

@@ -21,7 +21,7 @@ use crate::config::LimitsConfig;
 use crate::metrics::Metrics;
 use crate::observe::ObserveLayer;
 use crate::shed::ShedLayer;
-use crate::{not_found, path, redirects::Redirects, site::Site};
+use crate::{host, not_found, path, redirects::Redirects, site::Site};
 
 /// The main listener's service: the middleware stack around [`dispatch`].
 pub fn service(
@@ -107,7 +107,8 @@ pub enum Served {
 
 /// One request, in order:
 ///
-/// 1. GET and HEAD only; anything else is 405 with `Allow`.
+/// 1. GET and HEAD only; anything else is 405 with `Allow`. Exactly one well-formed
+///    `Host` (none is fine before HTTP/1.1 and in HTTP/2), or 400 (`host.rs`).
 /// 2. Normalise the path once (or refuse it: 400/414).
 /// 3. Site: embedded asset → encoding → conditional (304) → range (206/416). The
 ///    encoding comes first because each representation has its own ETag.
@@ -123,6 +124,9 @@ pub async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
             [(header::ALLOW, "GET, HEAD")],
         )
             .into_response();
+    }
+    if let Err(rejection) = host::check(parts.version, &parts.headers) {
+        return rejection.into_response();
     }
     let key = match path::normalise(parts.uri.path()) {
         Ok(key) => key,
