@@ -13,13 +13,16 @@ use axum::handler::Handler;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
+use tower::util::MapResponse;
 use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::LimitsConfig;
+use crate::headers::ResponseHeaders;
 use crate::metrics::Metrics;
 use crate::observe::ObserveLayer;
+use crate::rules::{Outcome, SiteRules};
 use crate::shed::ShedLayer;
 use crate::{host, not_found, path, redirects::Redirects, site::Site};
 
@@ -33,7 +36,12 @@ pub fn service(
 + Send
 + 'static {
     let log_requests = app.log_requests;
-    stack(dispatch.with_state(app), metrics, limits, log_requests)
+    let headers = app.headers;
+    // Outside everything, so 503s, 500s and 400s leave with the every-path headers too.
+    MapResponse::new(
+        stack(dispatch.with_state(app), metrics, limits, log_requests),
+        move |response| headers.complete(response),
+    )
 }
 
 /// The middleware, in request order (outermost first), around any inner service.
@@ -82,6 +90,10 @@ fn panicked(_: Box<dyn Any + Send + 'static>) -> Response {
 #[derive(Clone)]
 pub struct AppState {
     pub site: &'static Site,
+    /// The site's `_redirects`, compiled at start-up.
+    pub rules: &'static SiteRules,
+    /// The every-path headers for responses no file built.
+    pub headers: &'static ResponseHeaders,
     pub redirects: Redirects,
     /// `log.requests`: write the per-request line, and so tell it what was served.
     pub log_requests: bool,
@@ -112,8 +124,10 @@ pub enum Served {
 /// 2. Normalise the path once (or refuse it: 400/414).
 /// 3. Site: embedded asset → encoding → conditional (304) → range (206/416). The
 ///    encoding comes first because each representation has its own ETag.
-///    Files always win over aliases, so a redirect can never shadow a page.
-/// 4. Redirect alias → 30x + `Location`.
+///    Files always win over aliases, so a redirect can never shadow a page; only a
+///    forced `_redirects` rule can, and it withdrew the file at start-up (`rules.rs`).
+/// 4. The site's `_redirects` rules for exact paths, then the short links (30x +
+///    `Location`), then the site's pattern rules (`rules.rs` says why in that order).
 /// 5. Not found: `404.html` or a plain 404; the miss nudges the redirects refresher
 ///    (new aliases appear without a restart) without waiting for it.
 pub async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
@@ -135,8 +149,23 @@ pub async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
     if let Some(served) = app.site.respond(&key, &parts.method, &parts.headers) {
         return app.served(served);
     }
+    let request = (&parts.method, &parts.headers, parts.uri.query());
+    match app.rules.exact(app.site, &key, request) {
+        Some(Outcome::Response(response, served)) => return app.served((response, served)),
+        Some(Outcome::Missing) => {
+            return not_found::respond(app.site.not_found_page(), &parts.method);
+        }
+        None => {}
+    }
     if let Some(served) = app.redirects.lookup(&key, parts.uri.query()) {
         return app.served(served);
+    }
+    match app.rules.pattern(app.site, &key, request) {
+        Some(Outcome::Response(response, served)) => return app.served((response, served)),
+        Some(Outcome::Missing) => {
+            return not_found::respond(app.site.not_found_page(), &parts.method);
+        }
+        None => {}
     }
     app.redirects.nudge();
     not_found::respond(app.site.not_found_page(), &parts.method)

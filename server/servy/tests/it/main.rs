@@ -15,4 +15,5 @@ mod range;
 mod redirects;
 mod robustness;
 mod shutdown;
+mod site_rules;
 mod systemd;
