@@ -8,6 +8,7 @@ mod assets;
 mod conditional;
 mod config;
 mod encoding;
+mod headers;
 mod host;
 mod metrics;
 mod paths;
