@@ -44,11 +44,14 @@
 
   inherit (cfg.settings.http) listen;
   metricsListen = cfg.settings.metrics.listen;
+  httpsListen = cfg.settings.https.listen;
+  acmeHost = cfg.tls.useACMEHost;
+  useACME = acmeHost != null;
   addressPattern = "(\\[[0-9A-Fa-f:.]+]|[0-9]{1,3}(\\.[0-9]{1,3}){3}):([0-9]{1,5})";
   # Base 10 even with leading zeros (lib.toInt refuses "08080" as ambiguous).
   portOf = address: lib.toIntBase10 (lib.last (builtins.match addressPattern address));
   isAddress = a: builtins.match addressPattern a != null && portOf a <= 65535;
-  badAddresses = builtins.filter (a: !isAddress a) (listen ++ metricsListen);
+  badAddresses = builtins.filter (a: !isAddress a) (listen ++ metricsListen ++ httpsListen);
   # Ports of the valid addresses only: a bad one is reported by its own assertion
   # instead of failing the evaluation here.
   portsOf = addresses: map portOf (builtins.filter isAddress addresses);
@@ -125,7 +128,21 @@ in {
     openFirewall = lib.mkOption {
       type = lib.types.bool;
       default = false;
-      description = "Open the ports of {option}`services.servy.settings.http.listen` in the firewall.";
+      description = "Open the ports of {option}`services.servy.settings.http.listen` and {option}`services.servy.settings.https.listen` in the firewall.";
+    };
+
+    tls.useACMEHost = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "example.org";
+      description = ''
+        Serve HTTPS with the certificate {option}`security.acme.certs.<name>` manages, as
+        nginx's and Caddy's `useACMEHost`: declare the certificate there. The
+        module passes its `fullchain.pem` and `key.pem` to servy with `LoadCredential=`,
+        listens on {option}`services.servy.settings.https.listen` (default `[::]:443`),
+        starts servy after `acme-finished-<name>.target`, and restarts servy when the
+        certificate is renewed (socket activation keeps every connection through it).
+      '';
     };
 
     openMetricsFirewall = lib.mkOption {
@@ -160,6 +177,11 @@ in {
             Addresses the site is served on, as `address:port` (`[::]:8080` is every IPv4
             and IPv6 address). With socket activation they become the `ListenStream=`
             lines of `servy.socket`.
+          '';
+          https.listen = listenOption [] ''
+            Addresses the site is served on over HTTPS (`[::]:443` when
+            {option}`services.servy.tls.useACMEHost` is set). They need certificates: that
+            option, or `https.certificates` entries of your own.
           '';
           metrics.listen = listenOption ["127.0.0.1:8081"] ''
             Addresses of the metrics listener (`/metrics`, `/healthz`, `/readyz`). Empty
@@ -266,23 +288,59 @@ in {
         message = "services.servy.settings.http.listen and services.servy.settings.metrics.listen use the same port (${lib.concatMapStringsSep ", " toString (lib.intersectLists (portsOf listen) (portsOf metricsListen))}); give the metrics listener its own port.";
       }
       {
-        assertion = cfg.socketActivation || lib.all (p: p >= 1024) (portsOf (listen ++ metricsListen));
+        assertion = lib.intersectLists (portsOf httpsListen) (portsOf (listen ++ metricsListen)) == [];
+        message = "services.servy.settings.https.listen shares a port with services.servy.settings.http.listen or metrics.listen; give HTTPS its own port.";
+      }
+      {
+        assertion = !useACME || httpsListen != [];
+        message = "services.servy.tls.useACMEHost is set but services.servy.settings.https.listen is empty; HTTPS needs an address to serve on.";
+      }
+      {
+        assertion = cfg.socketActivation || lib.all (p: p >= 1024) (portsOf (listen ++ metricsListen ++ httpsListen));
         message = "services.servy.settings.http.listen uses a port below 1024 while services.servy.socketActivation is off; servy runs with no capabilities, so keep socket activation on (systemd binds the port) or use a port of 1024 or above.";
       }
     ];
 
     environment.systemPackages = [cfg.finalPackage];
 
-    # The units (servy.service, servy.socket, servy-metrics.socket) come from the package.
+    services.servy.settings = lib.mkIf useACME {
+      https.listen = lib.mkDefault ["[::]:443"];
+      # Names in the credentials directory, where LoadCredential= puts the files below.
+      https.certificates = [
+        {
+          cert = "fullchain.pem";
+          key = "key.pem";
+        }
+      ];
+    };
+
+    security.acme.certs = lib.mkIf useACME {
+      # systemd copies LoadCredential= files at start only (a reload, before systemd's
+      # credential refresh, would re-read the old copies), so a renewal restarts servy.
+      # postRun runs as root. try-restart leaves a servy that socket activation has not
+      # started yet alone: it reads the new files when it starts.
+      ${acmeHost}.postRun = "${lib.getExe' config.systemd.package "systemctl"} --no-block try-restart servy.service";
+    };
+
+    # The units (servy.service and its three sockets) come from the package.
     systemd.packages = [cfg.finalPackage];
 
     systemd.services.servy = {
       # systemd.packages ignores [Install]: without socket activation, start at boot.
       wantedBy = lib.optional (!cfg.socketActivation) "multi-user.target";
+      # The certificate exists (or a self-signed stand-in does) once this target is reached.
+      wants = lib.optional useACME "acme-finished-${acmeHost}.target";
+      after = lib.optional useACME "acme-finished-${acmeHost}.target";
       serviceConfig =
         {
           # "" clears the unit's ExecStart (which reads /etc/servy/servy.toml) before ours.
           ExecStart = ["" "${lib.getExe' cfg.finalPackage "servy"} --config ${configFile}"];
+        }
+        // lib.optionalAttrs useACME {
+          # systemd (root) reads the acme-owned files; the dynamic user sees only copies.
+          LoadCredential = let
+            dir = config.security.acme.certs.${acmeHost}.directory;
+          in ["fullchain.pem:${dir}/fullchain.pem" "key.pem:${dir}/key.pem"];
         }
         // lib.optionalAttrs privateNetwork {
           # Nothing to fetch: an empty network namespace; passed-in sockets still work.
@@ -300,6 +358,7 @@ in {
         # servy binds its own ports: mask the shipped sockets so they cannot take them.
         servy.enable = false;
         servy-metrics.enable = false;
+        servy-https.enable = false;
       }
       else {
         servy = {
@@ -323,10 +382,20 @@ in {
               IPAddressDeny = "";
             };
           };
+        servy-https =
+          if httpsListen == []
+          then {
+            # No HTTPS wanted: mask the shipped socket (servy refuses it without certificates).
+            enable = false;
+          }
+          else {
+            wantedBy = ["sockets.target"];
+            listenStreams = [""] ++ httpsListen;
+          };
       };
 
     networking.firewall.allowedTCPPorts =
-      lib.optionals cfg.openFirewall (portsOf listen)
+      lib.optionals cfg.openFirewall (portsOf (listen ++ httpsListen))
       ++ lib.optionals cfg.openMetricsFirewall (portsOf metricsListen);
   };
 }

@@ -4,7 +4,10 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in nix-bin nginx-light wrk debootstrap systemd-container curl jq procps iproute2 linux-perf ca-certificates; do
+# HTTPS: openssl makes test certificates, testssl.sh rates servy's TLS (smoke), pebble and
+# lego renew a certificate (tests/tls/renewal.sh), h2load loads HTTP/2 over TLS (bench).
+for pkg in nix-bin nginx-light wrk debootstrap systemd-container curl jq procps iproute2 linux-perf ca-certificates \
+  openssl testssl.sh pebble lego nghttp2-client; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -14,7 +14,7 @@ unitdir=/etc/systemd/system
 [ -x "$bin" ] || { echo "install.sh: no servy binary at $bin (cargo build --release)" >&2; exit 1; }
 install -D -m 0755 "$bin" "$root$bindir/servy"
 mkdir -p "$root$unitdir"
-for unit in servy.service servy.socket servy-metrics.socket; do
+for unit in servy.service servy.socket servy-metrics.socket servy-https.socket; do
   sed "s|@bindir@|$bindir|g" "$here/$unit" >"$root$unitdir/$unit.tmp"
   chmod 0644 "$root$unitdir/$unit.tmp"
   mv "$root$unitdir/$unit.tmp" "$root$unitdir/$unit"
@@ -25,4 +25,5 @@ done
 if [ -z "$root" ]; then
   systemctl daemon-reload
   echo "installed; start listening with: systemctl enable --now servy.socket servy-metrics.socket"
+  echo "(HTTPS: list certificates in /etc/servy/servy.toml, then enable servy-https.socket)"
 fi

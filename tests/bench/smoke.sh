@@ -2,7 +2,9 @@
 # CI smoke of the load tooling: a small generated site (scale 0.05), served by servy
 # (redirects fetched from servy-stub, so aliases are real) and by nginx, each loaded for
 # a few seconds by the k6 blog scenario with 10 virtual users. Fails on any failed
-# request or check; prints a short table.
+# request or check; prints a short table. Then testssl.sh checks servy's HTTPS
+# (tests/tls/testssl.sh), and pebble + lego renew a certificate servy serves
+# (tests/tls/renewal.sh).
 #
 # usage: tests/bench/smoke.sh [OUT_DIR]      (default tests/out/smoke)
 # env:   SMOKE_DURATION (seconds, default 3), SMOKE_LOADS (default blog)
@@ -40,4 +42,8 @@ if [[ $status -ne 0 ]]; then
 fi
 # The table only: the report's header and notes are in $out/report.md.
 grep '^|' "$out/bench.out"
+# The same release servy over HTTPS, as testssl.sh sees it (about 40 s).
+bash "$repo/tests/tls/testssl.sh" "$out/bin/servy" "$out/testssl"
+# Renewal with pebble and lego, reloaded by SIGHUP (about 10 s).
+bash "$repo/tests/tls/renewal.sh" "$out/bin/servy" "$out/renewal"
 echo "smoke: ok, no failed request or check ($out)"

@@ -10,16 +10,20 @@
   lib = import nixpkgsLib;
   stand-ins = import ./stand-ins.nix {inherit lib;};
 
-  eval = servy:
+  # The module with `services.servy = servy`, and any other NixOS settings in `more`.
+  evalWith = more: servy:
     (lib.evalModules {
       modules = [
         ../../nixos/module.nix
         stand-ins.nixosOptions
         {services.servy = servy;}
+        more
       ];
       specialArgs.pkgs = stand-ins.pkgs;
     })
     .config;
+  eval = evalWith {};
+  withCert = {security.acme.certs."example.org" = {};};
 
   # Reads back what a "/fake/<name>#<JSON>" file holds.
   contentOf = path: builtins.fromJSON (lib.concatStringsSep "#" (lib.drop 1 (lib.splitString "#" path)));
@@ -113,6 +117,18 @@
     };
   };
   disabled = eval {};
+  acme = evalWith withCert {
+    enable = true;
+    openFirewall = true;
+    tls.useACMEHost = "example.org";
+    settings.http.listen = ["[::]:80"];
+    settings.http.redirect_to_https = true;
+  };
+  acmeOwnPort = evalWith withCert {
+    enable = true;
+    tls.useACMEHost = "example.org";
+    settings.https.listen = ["[::]:8443"];
+  };
 
   cases = [
     (check "the shipped sockets name their fds http and metrics" [
@@ -120,11 +136,19 @@
       (hasLine "FileDescriptorName=metrics" (unitFile "servy-metrics.socket"))
       (hasLine "Service=servy.service" (unitFile "servy-metrics.socket"))
     ] [true true true])
+    (check "the shipped https socket names its fd https and belongs to servy.service" [
+      (hasLine "FileDescriptorName=https" (unitFile "servy-https.socket"))
+      (hasLine "Service=servy.service" (unitFile "servy-https.socket"))
+    ] [true true])
+    (check "the shipped service is ordered after the https socket, without wanting it"
+      (lib.hasInfix "After=servy.socket servy-metrics.socket servy-https.socket" (unitFile "servy.service"))
+      true)
     (check "the shipped service runs @bindir@/servy (the package substitutes it)"
       (lib.hasInfix "ExecStart=@bindir@/servy " (unitFile "servy.service"))
       true)
     (check "defaults: generated servy.toml" (generated defaults) {
       http.listen = ["[::]:8080"];
+      https.listen = [];
       metrics = {
         listen = ["127.0.0.1:8081"];
         profiling = false;
@@ -162,6 +186,46 @@
     (check "defaults: no redirects to fetch, so no network" (hasPrivateNetwork defaults) true)
     (check "defaults: the firewall stays closed" defaults.networking.firewall.allowedTCPPorts [])
     (check "defaults: no assertion fails" (failedAssertions defaults) [])
+    (check "defaults: no HTTPS, so the https socket is masked" defaults.systemd.sockets.servy-https.enable false)
+
+    (check "useACMEHost: servy.toml serves the credentials on 443, redirects http" (let
+      g = generated acme;
+    in [g.https g.http]) [
+      {
+        listen = ["[::]:443"];
+        certificates = [
+          {
+            cert = "fullchain.pem";
+            key = "key.pem";
+          }
+        ];
+      }
+      {
+        listen = ["[::]:80"];
+        redirect_to_https = true;
+      }
+    ])
+    (check "useACMEHost: the certificate's files come in by LoadCredential"
+      (service acme).serviceConfig.LoadCredential
+      ["fullchain.pem:/var/lib/acme/example.org/fullchain.pem" "key.pem:/var/lib/acme/example.org/key.pem"])
+    (check "useACMEHost: servy starts after the certificate exists" [(service acme).wants (service acme).after] [
+      ["acme-finished-example.org.target"]
+      ["acme-finished-example.org.target"]
+    ])
+    (check "useACMEHost: the https socket listens on 443" acme.systemd.sockets.servy-https {
+      enable = true;
+      wantedBy = ["sockets.target"];
+      listenStreams = ["" "[::]:443"];
+      socketConfig = {};
+    })
+    (check "useACMEHost: a renewal restarts servy (credentials are copied at start)"
+      acme.security.acme.certs."example.org".postRun
+      "/fake/systemd/bin/systemctl --no-block try-restart servy.service")
+    (check "useACMEHost: openFirewall opens 80 and 443" acme.networking.firewall.allowedTCPPorts [80 443])
+    (check "useACMEHost: the sandbox is unchanged (still no network to fetch with)" (hasPrivateNetwork acme) true)
+    (check "useACMEHost: no assertion fails" (failedAssertions acme) [])
+    (check "useACMEHost with an https address of one's own" [(generated acmeOwnPort).https.listen acmeOwnPort.systemd.sockets.servy-https.listenStreams] [["[::]:8443"] ["" "[::]:8443"]])
+    (check "no useACMEHost: no LoadCredential, no ACME ordering" [((service defaults).serviceConfig ? LoadCredential) (service defaults).after] [false []])
 
     (check "URL source: passed through" (generated viaUrl).redirects.source url)
     (check "URL source: the service keeps its network" (hasPrivateNetwork viaUrl) false)
@@ -183,6 +247,7 @@
     (check "no socket activation: the shipped sockets are masked" (lib.mapAttrs (_: s: s.enable) noActivation.systemd.sockets) {
       servy = false;
       servy-metrics = false;
+      servy-https = false;
     })
     (check "no socket activation: the service starts at boot" (service noActivation).wantedBy ["multi-user.target"])
     (check "no socket activation: servy binds the configured address itself" (generated noActivation).http.listen ["0.0.0.0:8080"])
@@ -257,6 +322,13 @@
     } ["services.servy.site" "services.servy.package" "hello"])
     (rejects "a redirect target that is not http(s)" {redirects.ftp = "ftp://example.org/file";} ["services.servy.redirects" "ftp"])
     (rejects "an alias with a space" {redirects."a b" = "https://example.org/";} ["services.servy.redirects" "a b"])
+    (check "useACMEHost with https.listen emptied is refused" (builtins.any (lib.hasInfix "services.servy.settings.https.listen is empty") (failedAssertions (evalWith withCert {
+        enable = true;
+        tls.useACMEHost = "example.org";
+        settings.https.listen = lib.mkForce [];
+      })))
+      true)
+    (rejects "https on the http port" {settings.https.listen = ["[::]:8080"];} ["services.servy.settings.https.listen" "http.listen"])
     (typeError "a redirect status servy does not send" {settings.redirects.status = 303;})
     (typeError "an unknown log format" {settings.log.format = "xml";})
   ];

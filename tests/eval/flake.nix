@@ -157,6 +157,7 @@
         vm-load = true;
         vm-redirects = true;
         vm-restart = true;
+        vm-https = true;
       })
     (check "apps: type, program and a description, nothing else"
       (lib.mapAttrs (_: a: [(lib.attrNames a) a.type a.program (builtins.isString (a.meta.description or null))]) self.apps.x86_64-linux) {

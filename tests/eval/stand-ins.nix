@@ -77,10 +77,46 @@ in {
         type = list;
         default = [];
       };
+      systemd.package = mkOption {
+        type = types.package;
+        default = {
+          type = "derivation";
+          name = "systemd";
+          outPath = "/fake/systemd";
+        };
+      };
+      # security.acme.certs.<name>: what a module using a certificate reads and adds.
+      security.acme.certs = mkOption {
+        default = {};
+        type = types.attrsOf (types.submodule ({name, ...}: {
+          options = {
+            directory = mkOption {
+              type = types.str;
+              default = "/var/lib/acme/${name}";
+            };
+            postRun = mkOption {
+              type = types.lines;
+              default = "";
+            };
+            reloadServices = mkOption {
+              type = types.listOf types.str;
+              default = [];
+            };
+          };
+        }));
+      };
       systemd.services = units {
         serviceConfig = mkOption {
           type = attrs;
           default = {};
+        };
+        wants = mkOption {
+          type = types.listOf types.str;
+          default = [];
+        };
+        after = mkOption {
+          type = types.listOf types.str;
+          default = [];
         };
       };
       systemd.sockets = units {

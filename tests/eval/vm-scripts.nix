@@ -24,4 +24,5 @@ in
     load = ../nixos/load.nix;
     restart = ../nixos/restart.nix;
     redirects = ../nixos/redirects.nix;
+    https = ../nixos/https.nix;
   }

@@ -4,6 +4,7 @@
   site,
   helpers,
   nodes,
+  ...
 }: {
   name = "servy-basics";
   inherit nodes;

@@ -10,4 +10,5 @@ in {
   vm-load = test ./load.nix;
   vm-restart = test ./restart.nix;
   vm-redirects = test ./redirects.nix;
+  vm-https = test ./https.nix;
 }

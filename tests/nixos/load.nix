@@ -5,6 +5,7 @@
   site,
   helpers,
   nodes,
+  ...
 }: {
   name = "servy-load";
   nodes = {inherit (nodes) server redirects client;};

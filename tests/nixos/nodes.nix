@@ -22,6 +22,9 @@
   };
 in {
   inherit site;
+  # nixpkgs' own ACME test modules: pebble as the ACME server (server/), and a client
+  # that trusts its test CA and orders from it (client/).
+  acmeTests = "${pkgs.path}/nixos/tests/common/acme";
   # Python for the test scripts: reads the site's files at run time (no import from
   # derivation), the exposure score, a status code, a header. Each script imports the
   # other modules it uses (the driver lints unused imports).

@@ -4,6 +4,7 @@
   site,
   helpers,
   nodes,
+  ...
 }: {
   name = "servy-redirects";
   nodes = {inherit (nodes) server redirects client;};

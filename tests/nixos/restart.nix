@@ -4,6 +4,7 @@
   site,
   helpers,
   nodes,
+  ...
 }: {
   name = "servy-restart";
   nodes = {inherit (nodes) server redirects client;};

@@ -20,6 +20,7 @@ pub const EXIT_CONFIG: i32 = 78;
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub http: HttpConfig,
+    pub https: HttpsConfig,
     pub metrics: MetricsConfig,
     pub redirects: RedirectsConfig,
     pub log: LogConfig,
@@ -42,6 +43,34 @@ pub struct HttpConfig {
     /// Addresses to bind; a list, or one comma-separated string (handy in env vars).
     #[serde(with = "addr_list")]
     pub listen: Vec<SocketAddr>,
+    /// Answer every request with a 308 to `https://<host><path>`, for hosts a
+    /// certificate covers (any other Host is refused, so the redirect is never open).
+    pub redirect_to_https: bool,
+}
+
+/// The HTTPS listener and its certificates. Ignored listen for a socket systemd passes
+/// as `https`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpsConfig {
+    #[serde(with = "addr_list")]
+    pub listen: Vec<SocketAddr>,
+    /// `Strict-Transport-Security` value sent on every HTTPS response, if set.
+    pub hsts: Option<String>,
+    /// Time a client gets to finish the TLS handshake.
+    #[serde(with = "duration")]
+    pub handshake_timeout: Duration,
+    /// Chain + key pairs; SNI picks one, the first is the default.
+    pub certificates: Vec<CertificateFiles>,
+}
+
+/// One certificate: PEM chain (leaf first) and PEM private key. A relative path is a
+/// name in `$CREDENTIALS_DIRECTORY` when systemd sets it (`LoadCredential=`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// The metrics listener: `/metrics`, `/healthz`, `/readyz`, `/debug/pprof/profile`.
@@ -157,6 +186,18 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+            redirect_to_https: false,
+        }
+    }
+}
+
+impl Default for HttpsConfig {
+    fn default() -> Self {
+        Self {
+            listen: Vec::new(),
+            hsts: None,
+            handshake_timeout: Duration::from_secs(10),
+            certificates: Vec::new(),
         }
     }
 }
@@ -239,7 +280,15 @@ impl std::error::Error for ConfigError {}
 
 /// The sections `SERVY_<SECTION>_<KEY>` may address. Other `SERVY_*` variables (such as
 /// the build-time `SERVY_ASSETS_DIR`) are not ours to judge and are ignored.
-const SECTIONS: [&str; 6] = ["http", "metrics", "redirects", "log", "cache", "limits"];
+const SECTIONS: [&str; 7] = [
+    "http",
+    "https",
+    "metrics",
+    "redirects",
+    "log",
+    "cache",
+    "limits",
+];
 
 impl Config {
     /// The file (if any), then the environment, then validation. `env` is passed in so
@@ -253,6 +302,17 @@ impl Config {
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
+        let mut credentials = None;
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, v)| {
+                // systemd's `LoadCredential=` directory: where relative certificate names live.
+                if k == "CREDENTIALS_DIRECTORY" {
+                    credentials = Some(PathBuf::from(v));
+                }
+                k != "CREDENTIALS_DIRECTORY"
+            })
+            .collect();
         let (mut table, file_config) = match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -290,6 +350,12 @@ impl Config {
                     })?;
         }
         config.validate()?;
+        if let Some(dir) = credentials {
+            for files in &mut config.https.certificates {
+                files.cert = dir.join(&files.cert);
+                files.key = dir.join(&files.key);
+            }
+        }
         Ok(config)
     }
 
@@ -315,6 +381,7 @@ impl Config {
             ("limits.request_timeout", self.limits.request_timeout),
             ("limits.shutdown_grace", self.limits.shutdown_grace),
             ("metrics.profiling_max", self.metrics.profiling_max),
+            ("https.handshake_timeout", self.https.handshake_timeout),
         ] {
             if d.is_zero() {
                 return err(format!("{name} must be greater than zero"));
@@ -351,15 +418,31 @@ impl Config {
         if self.limits.max_concurrency == 0 {
             return err("limits.max_concurrency must be at least 1".into());
         }
-        if let Some(addr) = self
-            .http
-            .listen
-            .iter()
-            .find(|a| self.metrics.listen.contains(a))
-        {
-            return err(format!(
-                "http.listen and metrics.listen both contain {addr}"
-            ));
+        let listens = [
+            ("http.listen", &self.http.listen),
+            ("https.listen", &self.https.listen),
+            ("metrics.listen", &self.metrics.listen),
+        ];
+        for (i, (a_name, a)) in listens.iter().enumerate() {
+            for (b_name, b) in &listens[i + 1..] {
+                if let Some(addr) = a.iter().find(|x| b.contains(x)) {
+                    return err(format!("{a_name} and {b_name} both contain {addr}"));
+                }
+            }
+        }
+        let https = &self.https;
+        if https.certificates.is_empty() && !https.listen.is_empty() {
+            return err("https.listen is set but https.certificates is empty".into());
+        }
+        if https.certificates.is_empty() && self.http.redirect_to_https {
+            return err("http.redirect_to_https needs https.certificates".into());
+        }
+        if let Some(hsts) = &https.hsts {
+            if hsts.is_empty() || !hsts.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+                return err(format!(
+                    "https.hsts = {hsts:?}: not a valid Strict-Transport-Security value"
+                ));
+            }
         }
         // tracing-subscriber 0.3.23 panics on non-ASCII before an `=` (it slices the
         // directive by bytes); targets and levels are ASCII, so refuse anything else first.
@@ -909,11 +992,69 @@ format = "auto"
             ),
             ("[headers.\"blog/*\"]\nX-A = \"b\"\n", "headers.\"blog/*\""),
             ("[headers]\n\"/*\" = \"DENY\"\n", "line 2"),
+            (
+                "[https]\nlisten = [\"127.0.0.1:8443\"]\n",
+                "https.certificates is empty",
+            ),
+            ("[http]\nredirect_to_https = true\n", "redirect_to_https"),
+            (
+                "[https]\nlisten = [\"127.0.0.1:8080\"]\n[[https.certificates]]\ncert = \"c\"\nkey = \"k\"\n",
+                "http.listen and https.listen both contain 127.0.0.1:8080",
+            ),
+            (
+                "[https]\nhsts = \"max-age=1\\r\\nx: y\"\n[[https.certificates]]\ncert = \"c\"\nkey = \"k\"\n",
+                "https.hsts",
+            ),
+            (
+                "[https]\nhandshake_timeout = \"0s\"\n",
+                "https.handshake_timeout",
+            ),
+            (
+                "[[https.certificates]]\ncert = \"c\"\n",
+                "missing field `key`",
+            ),
         ];
         for (toml, needle) in cases {
             let m = message(load(toml, &[]));
             assert!(m.contains(needle), "{toml:?}: expected {needle:?} in {m:?}");
         }
+    }
+
+    #[test]
+    fn certificate_names_are_resolved_against_the_credentials_directory() {
+        let c = load(
+            "[[https.certificates]]\ncert = \"fullchain.pem\"\nkey = \"/etc/ssl/key.pem\"\n",
+            &[("CREDENTIALS_DIRECTORY", "/run/credentials/servy.service")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.https.certificates,
+            vec![CertificateFiles {
+                cert: "/run/credentials/servy.service/fullchain.pem".into(),
+                key: "/etc/ssl/key.pem".into(),
+            }]
+        );
+        let c = load("[[https.certificates]]\ncert = \"a\"\nkey = \"b\"\n", &[]).unwrap();
+        assert_eq!(c.https.certificates[0].cert, PathBuf::from("a"));
+    }
+
+    #[test]
+    fn https_from_the_environment() {
+        let c = load(
+            "",
+            &[
+                ("SERVY_HTTPS_LISTEN", "127.0.0.1:8443"),
+                (
+                    "SERVY_HTTPS_CERTIFICATES",
+                    "[{ cert = \"c.pem\", key = \"k.pem\" }]",
+                ),
+                ("SERVY_HTTPS_HSTS", "max-age=60"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.https.listen, vec!["127.0.0.1:8443".parse().unwrap()]);
+        assert_eq!(c.https.certificates[0].key, PathBuf::from("k.pem"));
+        assert_eq!(c.https.hsts.as_deref(), Some("max-age=60"));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The two listeners, `http` and `metrics`: inherited from systemd by
+//! The listeners, `http`, `https` and `metrics`: inherited from systemd by
 //! `FileDescriptorName`, else bound from the config. The first thing a request meets.
 //!
 //! The only `unsafe` in servy lives here, at the systemd boundary: an inherited fd is
@@ -15,6 +15,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 pub struct Listeners {
     pub http: Vec<TcpListener>,
     pub metrics: Vec<TcpListener>,
+    pub https: Vec<TcpListener>,
     /// True if at least one socket came from systemd.
     pub inherited: bool,
 }
@@ -62,9 +63,14 @@ impl std::error::Error for ListenError {}
 
 /// Takes the sockets systemd passed (matched by name), and binds the configured
 /// addresses for a name systemd passed nothing for. Any other passed fd is closed.
-pub fn open(http: &[SocketAddr], metrics: &[SocketAddr]) -> Result<Listeners, ListenError> {
+pub fn open(
+    http: &[SocketAddr],
+    metrics: &[SocketAddr],
+    https: &[SocketAddr],
+) -> Result<Listeners, ListenError> {
     let mut passed_http = Vec::new();
     let mut passed_metrics = Vec::new();
+    let mut passed_https = Vec::new();
     // LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES are systemd's protocol, read by sd-notify.
     for (fd, name) in sd_notify::listen_fds_with_names().map_err(ListenError::Activation)? {
         // SAFETY: sd-notify yields only fds in systemd's range (3 .. 3+LISTEN_FDS) and
@@ -75,6 +81,7 @@ pub fn open(http: &[SocketAddr], metrics: &[SocketAddr]) -> Result<Listeners, Li
         match name.as_str() {
             "http" => passed_http.push(take_listener(owned, &name)?),
             "metrics" => passed_metrics.push(take_listener(owned, &name)?),
+            "https" => passed_https.push(take_listener(owned, &name)?),
             other => {
                 tracing::warn!(
                     fd,
@@ -85,7 +92,8 @@ pub fn open(http: &[SocketAddr], metrics: &[SocketAddr]) -> Result<Listeners, Li
             }
         }
     }
-    let inherited = !passed_http.is_empty() || !passed_metrics.is_empty();
+    let inherited =
+        !passed_http.is_empty() || !passed_metrics.is_empty() || !passed_https.is_empty();
     let http = if passed_http.is_empty() {
         bind("http", http)?
     } else {
@@ -96,12 +104,18 @@ pub fn open(http: &[SocketAddr], metrics: &[SocketAddr]) -> Result<Listeners, Li
     } else {
         passed_metrics
     };
+    let https = if passed_https.is_empty() {
+        bind("https", https)?
+    } else {
+        passed_https
+    };
     if http.is_empty() {
         return Err(ListenError::NoHttp);
     }
     Ok(Listeners {
         http,
         metrics,
+        https,
         inherited,
     })
 }

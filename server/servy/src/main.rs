@@ -1,7 +1,7 @@
 //! servy: the startup story on one screen.
 //!
-//! cli → config → logging → state → listeners → serve both listeners → redirects' first
-//! load → READY → signals until SIGTERM → drain → exit code.
+//! cli → config → logging → state (certificates included) → listeners → serve every
+//! listener → redirects' first load → READY → signals until SIGTERM → drain → exit code.
 //!
 //! State is built before binding, so everything a config can get wrong is refused (exit
 //! 78) before a socket exists. The listeners serve before READY so that `/readyz` can say "not yet" and the site is
@@ -12,6 +12,7 @@ mod cli;
 mod config;
 mod headers;
 mod host;
+mod https_redirect;
 mod listeners;
 mod logging;
 mod metrics;
@@ -28,6 +29,7 @@ mod shed;
 mod signals;
 mod site;
 mod systemd;
+mod tls;
 
 use std::error::Error;
 use std::fmt;
@@ -36,6 +38,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
 use cli::Command;
 use config::Config;
 use headers::ResponseHeaders;
@@ -44,9 +48,10 @@ use metrics::{Metrics, Readiness};
 use redirects::{Redirects, Refresher};
 use router::AppState;
 use rules::SiteRules;
-use serve::Server;
+use serve::{Server, Transport};
 use signals::{Event, Signals};
 use site::Site;
+use tls::Tls;
 
 fn main() -> ExitCode {
     let args = cli::parse();
@@ -72,10 +77,17 @@ fn run(args: cli::Args) -> Result<(), Failure> {
         std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
     }
     // State, built once and before anything is bound, so a section that cannot run is a
-    // config error (`--check` included): the asset table, the redirects, the metrics.
+    // config error (`--check` included): the asset table, the redirects, the metrics,
+    // the certificates.
     let metrics = Arc::new(Metrics::new());
     let (redirects, refresher) = Redirects::new(config.redirects.clone(), &metrics)
         .map_err(|e| Failure::Config(Box::new(e)))?;
+    let tls = match config.https.certificates.is_empty() {
+        true => None,
+        false => Some(
+            Tls::new(&config.https, &metrics.registry).map_err(|e| Failure::Config(Box::new(e)))?,
+        ),
+    };
     if args.command == Command::Check {
         return Ok(());
     }
@@ -93,9 +105,14 @@ fn run(args: cli::Args) -> Result<(), Failure> {
         metrics,
         redirects,
         refresher,
+        tls,
     };
-    let listeners =
-        listeners::open(&config.http.listen, &config.metrics.listen).map_err(Failure::startup)?;
+    let listeners = listeners::open(
+        &config.http.listen,
+        &config.metrics.listen,
+        &config.https.listen,
+    )
+    .map_err(Failure::startup)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -114,6 +131,8 @@ struct State {
     metrics: Arc<Metrics>,
     redirects: Redirects,
     refresher: Refresher,
+    /// `None` without `[[https.certificates]]`.
+    tls: Option<Tls>,
 }
 
 fn list_assets() -> Result<(), Failure> {
@@ -140,6 +159,7 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
         metrics,
         redirects,
         mut refresher,
+        tls,
     } = state;
     let readiness = Readiness::default();
 
@@ -157,9 +177,59 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
         redirects: redirects.clone(),
         log_requests: config.log.requests,
     };
+    let redirect_to = tls
+        .as_ref()
+        .filter(|_| config.http.redirect_to_https)
+        .map(Tls::certificates);
     for listener in listeners.http {
-        let service = router::service(app.clone(), metrics.clone(), &config.limits);
-        server.serve(listener, service).map_err(Failure::startup)?;
+        if let Some(certificates) = &redirect_to {
+            let service = https_redirect::service(
+                certificates.clone(),
+                metrics.clone(),
+                &config.limits,
+                config.log.requests,
+            );
+            // The redirect is a response like any other: nosniff and the `/*` headers.
+            let service = tower::util::MapResponse::new(service, |r| headers.complete(r));
+            server.serve(listener, Transport::Plain, service)
+        } else {
+            let service = router::service(app.clone(), metrics.clone(), &config.limits);
+            server.serve(listener, Transport::Plain, service)
+        }
+        .map_err(Failure::startup)?;
+    }
+    if !listeners.https.is_empty() {
+        let Some(tls) = &tls else {
+            return Err(Failure::Config(
+                "systemd passed an \"https\" socket but https.certificates is empty".into(),
+            ));
+        };
+        // Validated in config.rs: visible ASCII only, so this cannot fail.
+        let hsts = config
+            .https
+            .hsts
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok());
+        for listener in listeners.https {
+            let hsts = hsts.clone();
+            let service = tower::ServiceBuilder::new()
+                .map_response(move |mut response: Response| {
+                    if let Some(hsts) = &hsts {
+                        response
+                            .headers_mut()
+                            .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+                    }
+                    response
+                })
+                .service(router::service(
+                    app.clone(),
+                    metrics.clone(),
+                    &config.limits,
+                ));
+            server
+                .serve(listener, Transport::Tls(tls.acceptor()), service)
+                .map_err(Failure::startup)?;
+        }
     }
     let profiler = config
         .metrics
@@ -168,7 +238,7 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
     let metrics_routes = metrics::router((*metrics).clone(), readiness.clone(), profiler);
     for listener in listeners.metrics {
         server
-            .serve(listener, metrics_routes.clone())
+            .serve(listener, Transport::Plain, metrics_routes.clone())
             .map_err(Failure::startup)?;
     }
 
@@ -188,6 +258,15 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
         }
         while let Event::Refresh = signals.next().await {
             systemd::reloading();
+            if let Some(tls) = &tls {
+                // Old certificates keep serving when the new files are not all good.
+                match tls.reload() {
+                    Ok(()) => tracing::info!("certificates reloaded on SIGHUP"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "certificate reload failed; the old certificates keep serving")
+                    }
+                }
+            }
             let outcome = redirects.refresh_now().await;
             tracing::info!(?outcome, "redirects refresh on SIGHUP");
             systemd::reloaded(&status(site, &redirects, &addrs));

@@ -45,7 +45,7 @@ pub fn service(
 }
 
 /// The middleware, in request order (outermost first), around any inner service.
-fn stack<S, B>(
+pub(crate) fn stack<S, B>(
     inner: S,
     metrics: Arc<Metrics>,
     limits: &LimitsConfig,

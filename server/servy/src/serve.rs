@@ -1,5 +1,8 @@
-//! Accepting connections and running HTTP on them, for both listeners; and the drain at
+//! Accepting connections and running HTTP on them, for every listener; and the drain at
 //! shutdown. Between the listeners and the router on the request path.
+//!
+//! Each listener has a [`Transport`]: plain connections sniff HTTP/1 vs h2c; TLS
+//! connections do the handshake (in `tls`) and let ALPN choose.
 //!
 //! hyper-util's connection builder is used directly rather than `axum::serve`, which
 //! cannot set a header-read timeout (slowloris).
@@ -24,6 +27,7 @@ use tokio::task::JoinHandle;
 use tower::Service;
 
 use crate::config::LimitsConfig;
+use crate::tls::{self, Protocol};
 
 /// What an HTTP/2 connection without TLS (h2c, prior knowledge) starts with.
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -34,6 +38,13 @@ pub struct Server {
     graceful: Arc<GracefulShutdown>,
     stop: watch::Sender<bool>,
     accepting: Vec<JoinHandle<()>>,
+}
+
+/// How an accepted connection becomes a byte stream that speaks HTTP.
+#[derive(Clone)]
+pub enum Transport {
+    Plain,
+    Tls(tls::Acceptor),
 }
 
 /// One builder per protocol: servy sniffs the protocol itself (see [`sniff`]).
@@ -71,7 +82,12 @@ impl Server {
     }
 
     /// Starts accepting on `listener`, serving each request with `service`.
-    pub fn serve<S>(&mut self, listener: std::net::TcpListener, service: S) -> io::Result<()>
+    pub fn serve<S>(
+        &mut self,
+        listener: std::net::TcpListener,
+        transport: Transport,
+        service: S,
+    ) -> io::Result<()>
     where
         S: Service<Request<Incoming>, Response = Response, Error = std::convert::Infallible>
             + Clone
@@ -82,6 +98,7 @@ impl Server {
         let listener = TcpListener::from_std(listener)?;
         let task = accept_loop(
             listener,
+            transport,
             service,
             self.builders.clone(),
             self.graceful.clone(),
@@ -110,6 +127,7 @@ impl Server {
 
 async fn accept_loop<S>(
     listener: TcpListener,
+    transport: Transport,
     service: S,
     builders: Arc<Builders>,
     graceful: Arc<GracefulShutdown>,
@@ -142,18 +160,47 @@ async fn accept_loop<S>(
         let builders = builders.clone();
         let service = TowerToHyperService::new(service.clone());
         let mut stop = stop.clone();
+        let transport = transport.clone();
         tokio::spawn(async move {
-            let sniffed = tokio::select! {
-                sniffed = tokio::time::timeout(builders.header_read_timeout, sniff(stream)) => sniffed,
-                // A preconnected browser socket that never spoke must not hold the drain.
-                _ = stop.changed() => return,
+            // A preconnected browser socket that never spoke must not hold the drain,
+            // so both the sniff and the handshake give way to `stop`.
+            let conn = match transport {
+                Transport::Plain => {
+                    let sniffed = tokio::select! {
+                        sniffed = tokio::time::timeout(builders.header_read_timeout, sniff(stream)) => sniffed,
+                        _ = stop.changed() => return,
+                    };
+                    let Ok(Ok((stream, h2))) = sniffed else {
+                        return; // silent, slow or gone before saying anything: close
+                    };
+                    let builder = if h2 { &builders.http2 } else { &builders.http1 };
+                    watcher
+                        .watch(builder.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
+                Transport::Tls(acceptor) => {
+                    let accepted = tokio::select! {
+                        accepted = acceptor.accept(stream) => accepted,
+                        _ = stop.changed() => return,
+                    };
+                    let (stream, protocol) = match accepted {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                    };
+                    let builder = match protocol {
+                        Protocol::Http1 => &builders.http1,
+                        Protocol::Http2 => &builders.http2,
+                        Protocol::AcmeChallenge => return, // the handshake was the answer
+                    };
+                    watcher
+                        .watch(builder.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
             };
-            let Ok(Ok((stream, h2))) = sniffed else {
-                return; // silent, slow or gone before saying anything: close
-            };
-            let builder = if h2 { &builders.http2 } else { &builders.http1 };
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn).await {
+            if let Err(e) = conn {
                 tracing::debug!(error = %e, "connection closed with an error");
             }
         });

@@ -205,3 +205,42 @@ fn the_build_fails_on_a_bad_line_naming_file_and_line() {
     let (ok, stderr) = build_site(site.path());
     assert!(ok, "{stderr}");
 }
+
+/// With HTTPS: the plain listener's redirect to HTTPS and every HTTPS response carry the
+/// same headers as plain HTTP (the Observatory's A+ run depends on both).
+#[test]
+fn the_https_redirect_and_https_responses_carry_the_headers_too() {
+    use crate::support::tls::{self, Pki};
+    let (dir, pki) = (TempDir::new(), Pki::new());
+    let leaf = pki.issue(&dir, "a", &["a.test"], 1, (2031, 1, 2));
+    let servy = Servy::builder()
+        .config(&format!(
+            "[http]\nredirect_to_https = true\n[https]\nhsts = \"max-age=63072000\"\n\
+             [[https.certificates]]\ncert = {:?}\nkey = {:?}\n",
+            leaf.cert, leaf.key
+        ))
+        .https()
+        .start();
+    let redirect = request(servy.http, "GET", "/", &[("host", "a.test")]);
+    assert_eq!(redirect.status, 308);
+    assert_eq!(redirect.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(redirect.header("content-security-policy"), Some(CSP));
+
+    let addr = servy.https.expect("an https socket");
+    for path in ["/", "/nowhere", "/moved"] {
+        // One connection per request: `tls::get` asks the server to close.
+        let mut conn = tls::connect(addr, "a.test", pki.client(&[])).expect("handshake");
+        let r = tls::get(&mut conn, "a.test", path);
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(r.header("content-security-policy"), Some(CSP), "{path}");
+        assert_eq!(
+            r.header("strict-transport-security"),
+            Some("max-age=63072000"),
+            "{path}"
+        );
+    }
+}

@@ -10,6 +10,7 @@ mod config;
 mod encoding;
 mod headers;
 mod host;
+mod https;
 mod metrics;
 mod paths;
 mod range;

@@ -9,6 +9,7 @@
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 pub mod http;
+pub mod tls;
 
 pub use http::{Response, get, raw, request};
 
@@ -131,6 +132,7 @@ pub struct Builder {
     env: Vec<(String, String)>,
     args: Vec<String>,
     pass_sockets: bool,
+    pass_https: bool,
     wait_ready: bool,
     journal_stream: bool,
 }
@@ -159,6 +161,12 @@ impl Builder {
         self
     }
 
+    /// Also pass a third socket, `https` (the config must then have certificates).
+    pub fn https(mut self) -> Self {
+        self.pass_https = true;
+        self
+    }
+
     /// Set `JOURNAL_STREAM` to servy's stderr, as systemd does when stderr is the journal.
     pub fn journal_stream(mut self) -> Self {
         self.journal_stream = true;
@@ -182,6 +190,8 @@ pub struct Servy {
     pub http: SocketAddr,
     /// The metrics listener.
     pub metrics: SocketAddr,
+    /// The https listener, when [`Builder::https`] asked for one.
+    pub https: Option<SocketAddr>,
     child: Option<Child>,
     notify: Collected,
     stderr: Collected,
@@ -201,6 +211,7 @@ impl Servy {
             env: Vec::new(),
             args: Vec::new(),
             pass_sockets: true,
+            pass_https: false,
             wait_ready: true,
             journal_stream: false,
         }
@@ -234,6 +245,7 @@ impl Servy {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
 
+        let mut https_socket = None;
         let (http, metrics, sockets) = if b.pass_sockets {
             let http = TcpListener::bind("127.0.0.1:0").expect("bind http");
             let metrics = TcpListener::bind("127.0.0.1:0").expect("bind metrics");
@@ -241,14 +253,26 @@ impl Servy {
                 http.local_addr().expect("addr"),
                 metrics.local_addr().expect("addr"),
             );
-            cmd.env("LISTEN_FDS", "2")
-                .env("LISTEN_FDNAMES", "http:metrics");
-            pass_fds(&mut cmd, [http.as_raw_fd(), metrics.as_raw_fd()]);
+            if b.pass_https {
+                let https = TcpListener::bind("127.0.0.1:0").expect("bind https");
+                cmd.env("LISTEN_FDS", "3")
+                    .env("LISTEN_FDNAMES", "http:metrics:https");
+                pass_fds(
+                    &mut cmd,
+                    [http.as_raw_fd(), metrics.as_raw_fd(), https.as_raw_fd()],
+                );
+                https_socket = Some(https);
+            } else {
+                cmd.env("LISTEN_FDS", "2")
+                    .env("LISTEN_FDNAMES", "http:metrics");
+                pass_fds(&mut cmd, [http.as_raw_fd(), metrics.as_raw_fd()]);
+            }
             (addrs.0, addrs.1, Some((http, metrics)))
         } else {
             let (http, metrics) = configured_addrs(&b.config);
             (http, metrics, None)
         };
+        let https = https_socket.as_ref().map(|l| l.local_addr().expect("addr"));
         for (k, v) in &b.env {
             cmd.env(k, v);
         }
@@ -257,6 +281,7 @@ impl Servy {
         // servy owns the sockets now; closing our copies means a stopped servy refuses
         // connections instead of leaving them queued in a backlog nobody accepts from.
         drop(sockets);
+        drop(https_socket);
 
         let stderr = Collected::default();
         let stdout = Collected::default();
@@ -266,6 +291,7 @@ impl Servy {
         let mut servy = Servy {
             http,
             metrics,
+            https,
             child: Some(child),
             notify,
             stderr,
