@@ -22,7 +22,7 @@ use crate::config::LimitsConfig;
 use crate::headers::ResponseHeaders;
 use crate::metrics::Metrics;
 use crate::observe::ObserveLayer;
-use crate::rules::{Outcome, SiteRules};
+use crate::rules::{Asked, Outcome, SiteRules};
 use crate::shed::ShedLayer;
 use crate::{host, not_found, path, redirects::Redirects, site::Site};
 
@@ -108,6 +108,14 @@ impl AppState {
         }
         response
     }
+
+    /// A `_redirects` rule's answer; a rewrite to a file the site lacks is a 404.
+    fn answer(&self, outcome: Outcome, method: &Method) -> Response {
+        match outcome {
+            Outcome::Response(response, served) => self.served((response, served)),
+            Outcome::Missing => not_found::respond(self.site.not_found_page(), method),
+        }
+    }
 }
 
 /// What a response carried, for the request log (a response extension). A 404 has none.
@@ -149,23 +157,19 @@ pub async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
     if let Some(served) = app.site.respond(&key, &parts.method, &parts.headers) {
         return app.served(served);
     }
-    let request = (&parts.method, &parts.headers, parts.uri.query());
-    match app.rules.exact(app.site, &key, request) {
-        Some(Outcome::Response(response, served)) => return app.served((response, served)),
-        Some(Outcome::Missing) => {
-            return not_found::respond(app.site.not_found_page(), &parts.method);
-        }
-        None => {}
+    let asked = Asked {
+        method: &parts.method,
+        headers: &parts.headers,
+        query: parts.uri.query(),
+    };
+    if let Some(outcome) = app.rules.exact(app.site, &key, asked) {
+        return app.answer(outcome, &parts.method);
     }
     if let Some(served) = app.redirects.lookup(&key, parts.uri.query()) {
         return app.served(served);
     }
-    match app.rules.pattern(app.site, &key, request) {
-        Some(Outcome::Response(response, served)) => return app.served((response, served)),
-        Some(Outcome::Missing) => {
-            return not_found::respond(app.site.not_found_page(), &parts.method);
-        }
-        None => {}
+    if let Some(outcome) = app.rules.pattern(app.site, &key, asked) {
+        return app.answer(outcome, &parts.method);
     }
     app.redirects.nudge();
     not_found::respond(app.site.not_found_page(), &parts.method)

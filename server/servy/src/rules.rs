@@ -90,6 +90,15 @@ enum Answer {
     Rewrite(Box<str>),
 }
 
+/// What a rule needs from the request: a rewrite answers it as the file would.
+#[derive(Clone, Copy)]
+pub struct Asked<'a> {
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+    /// Appended to a redirect's target, as Netlify does.
+    pub query: Option<&'a str>,
+}
+
 /// What a rule says about a request.
 pub enum Outcome {
     Response(Response, Served),
@@ -160,12 +169,7 @@ impl SiteRules {
     }
 
     /// Step 3 of the order above: a path a rule names exactly.
-    pub fn exact(
-        &self,
-        site: &Site,
-        key: &str,
-        request: (&Method, &HeaderMap, Option<&str>),
-    ) -> Option<Outcome> {
+    pub fn exact(&self, site: &Site, key: &str, asked: Asked<'_>) -> Option<Outcome> {
         if self.exact.is_empty() {
             return None;
         }
@@ -176,7 +180,7 @@ impl SiteRules {
                 target,
                 location,
             } => {
-                let location = match request.2 {
+                let location = match asked.query {
                     Some(q) if !q.is_empty() => with_query(target, q),
                     _ => location.clone(),
                 };
@@ -185,27 +189,22 @@ impl SiteRules {
                     Served::Redirect(target.clone()),
                 )
             }
-            Answer::Rewrite(file) => rewrite(site, file, request),
+            Answer::Rewrite(file) => rewrite(site, file, asked),
         })
     }
 
     /// Step 5: the first pattern rule that matches, in file order.
-    pub fn pattern(
-        &self,
-        site: &Site,
-        key: &str,
-        request: (&Method, &HeaderMap, Option<&str>),
-    ) -> Option<Outcome> {
+    pub fn pattern(&self, site: &Site, key: &str, asked: Asked<'_>) -> Option<Outcome> {
         self.patterns.iter().find_map(|rule| {
             let captures = rule.from.matches(key)?;
             let target = rule.target(&captures);
             Some(if rule.status == StatusCode::OK {
                 match path::normalise(&target) {
-                    Ok(file) => rewrite(site, &file, request),
+                    Ok(file) => rewrite(site, &file, asked),
                     Err(_) => Outcome::Missing,
                 }
             } else {
-                let location = match request.2 {
+                let location = match asked.query {
                     Some(q) if !q.is_empty() => with_query(&target, q),
                     _ => header_value(&target),
                 };
@@ -255,12 +254,8 @@ impl Rule {
     }
 }
 
-fn rewrite(
-    site: &Site,
-    file: &str,
-    (method, headers, _): (&Method, &HeaderMap, Option<&str>),
-) -> Outcome {
-    match site.rewrite(file, method, headers) {
+fn rewrite(site: &Site, file: &str, asked: Asked<'_>) -> Outcome {
+    match site.rewrite(file, asked.method, asked.headers) {
         Some((response, served)) => Outcome::Response(response, served),
         None => Outcome::Missing,
     }
