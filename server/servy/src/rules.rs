@@ -290,3 +290,39 @@ fn with_query(target: &str, query: &str) -> HeaderValue {
     let sep = if base.contains('?') { '&' } else { '?' };
     header_value(&format!("{base}{sep}{query}{fragment}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_location_is_visible_ascii() {
+        assert_eq!(header_value("/blog/"), "/blog/");
+        assert_eq!(header_value("/caf\u{e9}.html"), "/caf%C3%A9.html");
+        assert_eq!(
+            header_value("https://x.example/a b?q=1#f"),
+            "https://x.example/a%20b?q=1#f"
+        );
+    }
+
+    #[test]
+    fn the_query_joins_before_the_fragment() {
+        assert_eq!(with_query("/a", "x=1"), "/a?x=1");
+        assert_eq!(with_query("/a?b=2#top", "x=1"), "/a?b=2&x=1#top");
+    }
+
+    #[test]
+    fn captures_are_encoded_so_they_cannot_end_the_path() {
+        let rule = Rule {
+            from: Pattern::parse("/news/:year/*").expect("valid"),
+            to: "/blog/:splat?y=:year",
+            status: StatusCode::MOVED_PERMANENTLY,
+        };
+        // Decoded keys may hold what `%20`, `%3F` and `%23` stood for.
+        let captures = rule
+            .from
+            .matches("news/20?4/a b/\u{fc}#x")
+            .expect("matches");
+        assert_eq!(rule.target(&captures), "/blog/a%20b/%C3%BC%23x?y=20%3F4");
+    }
+}
