@@ -268,6 +268,25 @@ in {
             default = true;
             description = "One log line per request (method, path, status, bytes, duration).";
           };
+          headers = lib.mkOption {
+            type = lib.types.nullOr (lib.types.attrsOf (lib.types.attrsOf lib.types.str));
+            default = null;
+            example = lib.literalExpression ''
+              {
+                "/*" = {
+                  Content-Security-Policy = "default-src 'self'; frame-ancestors 'self'";
+                  Referrer-Policy = "strict-origin-when-cross-origin";
+                };
+                "/blog/*".X-Robots-Tag = "noindex";
+              }
+            '';
+            description = ''
+              Extra response headers by path pattern (`/*`, `/blog/*`, `/:year/:slug`), as
+              in the site's `_headers`: they join its headers and replace a value it gives
+              for the same name. servy checks names and values at start (exit code 78).
+              `null` writes no `[headers]`.
+            '';
+          };
         };
       };
     };

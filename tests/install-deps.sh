@@ -27,4 +27,13 @@ command -v deadnix >/dev/null || cargo install --locked deadnix
 # The NixOS test driver lints its Python scripts with pyflakes; the nix stage does too.
 python3 -m pyflakes --version >/dev/null 2>&1 || pip install -q pyflakes
 
+# MDN HTTP Observatory (smoke stage, tests/observatory/scan.sh). --ignore-scripts: its
+# postinstall downloads the HSTS preload and TLD lists; scan.sh writes small ones instead.
+obs=/opt/servy-test/observatory
+if [ ! -f "$obs/node_modules/@mdn/mdn-http-observatory/src/scan.js" ]; then
+  command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
+  echo "install-deps: npm: @mdn/mdn-http-observatory"
+  npm install --prefix "$obs" --ignore-scripts --no-audit --no-fund -q @mdn/mdn-http-observatory@1.4.8
+fi
+
 echo "install-deps: done"

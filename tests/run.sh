@@ -6,7 +6,8 @@
 #
 # Stages: rust (fmt, clippy, unit + integration tests), nix (parse, format, lint, lock,
 # module evaluation), units (systemd-analyze verify + security), smoke (k6 against servy
-# and nginx), systemd (the shipped units under a real systemd in a container).
+# and nginx, then the MDN HTTP Observatory against the demo site), systemd (the shipped
+# units under a real systemd in a container).
 # Run tests/install-deps.sh first on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,7 @@ stage_rust() {
 }
 stage_nix() { bash tests/nix/check.sh; }
 stage_units() { bash tests/systemd/verify.sh; }
-stage_smoke() { bash tests/bench/smoke.sh; }
+stage_smoke() { bash tests/bench/smoke.sh && bash tests/observatory/scan.sh; }
 stage_systemd() { bash tests/systemd/run.sh; }
 
 stages=("$@")

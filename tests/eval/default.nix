@@ -109,6 +109,13 @@
     openFirewall = true;
     settings.http.listen = ["[::]:08080"];
   };
+  withHeaders = eval {
+    enable = true;
+    settings.headers = {
+      "/*".Content-Security-Policy = "default-src 'self'; frame-ancestors 'self'";
+      "/blog/*".X-Robots-Tag = "noindex";
+    };
+  };
   disabled = eval {};
   acme = evalWith withCert {
     enable = true;
@@ -317,6 +324,13 @@
     (check "freeform keys pass through, next to typed ones" (let
       g = generated freeform;
     in [g.redirects.cache_bust g.redirects.source g.cache.default g.limits.max_concurrency]) ["t" url "public, max-age=600" 512])
+
+    (check "headers: passed through by pattern and name" (generated withHeaders).headers {
+      "/*".Content-Security-Policy = "default-src 'self'; frame-ancestors 'self'";
+      "/blog/*".X-Robots-Tag = "noindex";
+    })
+    (check "headers: none by default" ((generated defaults).headers or {}) {})
+    (typeError "a header value that is not a string" {settings.headers."/*".X-Frame-Options = 1;})
 
     (check "disabled: nothing is defined" [disabled.systemd.services disabled.systemd.sockets disabled.systemd.packages disabled.assertions] [{} {} [] []])
 

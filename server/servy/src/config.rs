@@ -4,6 +4,7 @@
 //! own section (`HttpConfig`, `RedirectsConfig`, ...). Nothing past this file reads
 //! environment variables or config files.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -26,7 +27,15 @@ pub struct Config {
     pub cache: CacheConfig,
     pub limits: LimitsConfig,
     pub acme: AcmeConfig,
+    pub headers: HeadersConfig,
 }
+
+/// Extra response headers by path pattern (`"/*"`, `"/blog/*"`, `"/:year/:slug"`): pattern
+/// → header name → value. They join the site's `_headers` and replace a value it gives
+/// for the same name, so an operator can tighten a policy without a rebuild.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct HeadersConfig(pub BTreeMap<String, BTreeMap<String, String>>);
 
 /// The main listener. Ignored for sockets passed by systemd as `http`.
 #[derive(Debug, Clone, Deserialize)]
@@ -545,6 +554,16 @@ impl Config {
                 return err(format!(
                     "{name} = {value:?}: not a valid Cache-Control header value"
                 ));
+            }
+        }
+        for (pattern, headers) in &self.headers.0 {
+            if let Err(reason) = crate::netlify::pattern::Pattern::parse(pattern) {
+                return err(format!("headers.{pattern:?}: {reason}"));
+            }
+            for (name, value) in headers {
+                if let Err(reason) = crate::netlify::check_header(name, value) {
+                    return err(format!("headers.{pattern:?}.{name} = {value:?}: {reason}"));
+                }
             }
         }
         Ok(())
@@ -1108,6 +1127,20 @@ format = "auto"
                 "invalid socket address",
             ),
             ("[redirects]\ntimeout = \"5 parsecs\"\n", "invalid duration"),
+            (
+                "[headers.\"/*\"]\n\"X Frame\" = \"DENY\"\n",
+                "headers.\"/*\".X Frame",
+            ),
+            (
+                "[headers.\"/*\"]\nX-Note = \"caf\u{e9}\"\n",
+                "headers.\"/*\".X-Note",
+            ),
+            (
+                "[headers.\"/*\"]\nContent-Length = \"1\"\n",
+                "set by servy itself",
+            ),
+            ("[headers.\"blog/*\"]\nX-A = \"b\"\n", "headers.\"blog/*\""),
+            ("[headers]\n\"/*\" = \"DENY\"\n", "line 2"),
             (
                 "[https]\nlisten = [\"127.0.0.1:8443\"]\n",
                 "https.certificates is empty",

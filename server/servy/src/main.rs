@@ -11,16 +11,20 @@
 mod acme;
 mod cli;
 mod config;
+mod headers;
+mod host;
 mod https_redirect;
 mod listeners;
 mod logging;
 mod metrics;
+mod netlify;
 mod not_found;
 mod observe;
 mod path;
 mod profile;
 mod redirects;
 mod router;
+mod rules;
 mod serve;
 mod shed;
 mod signals;
@@ -40,10 +44,12 @@ use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use cli::Command;
 use config::Config;
+use headers::ResponseHeaders;
 use listeners::Listeners;
 use metrics::{Metrics, Readiness};
 use redirects::{Redirects, Refresher};
 use router::AppState;
+use rules::SiteRules;
 use serve::{Server, Transport};
 use signals::{Event, Signals};
 use site::Site;
@@ -95,9 +101,17 @@ fn run(args: cli::Args) -> Result<(), Failure> {
     if args.command == Command::Check {
         return Ok(());
     }
-    let site: &'static Site = Box::leak(Box::new(Site::new(config.cache.clone())));
+    let headers: &'static ResponseHeaders = Box::leak(Box::new(ResponseHeaders::new(
+        config.headers.clone(),
+        rules::EVERY_PATH_HEADERS,
+    )));
+    let mut site = Site::new(config.cache.clone(), headers);
+    let rules: &'static SiteRules = Box::leak(Box::new(SiteRules::new(&mut site)));
+    let site: &'static Site = Box::leak(Box::new(site));
     let state = State {
         site,
+        rules,
+        headers,
         metrics,
         redirects,
         refresher,
@@ -123,6 +137,8 @@ fn run(args: cli::Args) -> Result<(), Failure> {
 /// What `main` builds once and hands to the serving steps.
 struct State {
     site: &'static Site,
+    rules: &'static SiteRules,
+    headers: &'static ResponseHeaders,
     metrics: Arc<Metrics>,
     redirects: Redirects,
     refresher: Refresher,
@@ -134,7 +150,13 @@ struct State {
 fn list_assets() -> Result<(), Failure> {
     use std::io::Write;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for path in Site::paths() {
+    // Built as `serve` builds it, so a path a forced `_redirects` rule took over is left out.
+    let mut site = Site::new(
+        config::CacheConfig::default(),
+        &ResponseHeaders::new(config::HeadersConfig::default(), &[]),
+    );
+    SiteRules::new(&mut site);
+    for path in site.paths() {
         writeln!(out, "{path}").map_err(Failure::startup)?;
     }
     out.flush().map_err(Failure::startup)
@@ -144,6 +166,8 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
     let mut signals = Signals::install().map_err(Failure::startup)?;
     let State {
         site,
+        rules,
+        headers,
         metrics,
         redirects,
         mut refresher,
@@ -161,6 +185,8 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
     let mut server = Server::new(&config.limits);
     let app = AppState {
         site,
+        rules,
+        headers,
         redirects: redirects.clone(),
         log_requests: config.log.requests,
         acme: acme.as_ref().map(Acme::challenges),
@@ -177,6 +203,8 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
                 &config.limits,
                 config.log.requests,
             );
+            // The redirect is a response like any other: nosniff and the `/*` headers.
+            let service = tower::util::MapResponse::new(service, |r| headers.complete(r));
             server.serve(listener, Transport::Plain, service)
         } else {
             let service = router::service(app.clone(), metrics.clone(), &config.limits);
@@ -250,7 +278,7 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
     if let Some(outcome) = first {
         tracing::info!(?outcome, "first redirects load");
         refresher.spawn();
-        tracing::info!(listen = ?addrs, socket_activated = inherited, assets = site.len(), "ready");
+        tracing::info!(listen = ?addrs, socket_activated = inherited, assets = site.len(), site_rules = ?rules.len(), "ready");
         readiness.set();
         systemd::ready(&status(site, &redirects, &addrs));
         if let Some(interval) = systemd::spawn_watchdog() {

@@ -13,16 +13,19 @@ use axum::handler::Handler;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
+use tower::util::MapResponse;
 use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::acme::Challenges;
 use crate::config::LimitsConfig;
+use crate::headers::ResponseHeaders;
 use crate::metrics::Metrics;
 use crate::observe::ObserveLayer;
+use crate::rules::{Asked, Outcome, SiteRules};
 use crate::shed::ShedLayer;
-use crate::{not_found, path, redirects::Redirects, site::Site};
+use crate::{host, not_found, path, redirects::Redirects, site::Site};
 
 /// The main listener's service: the middleware stack around [`dispatch`].
 pub fn service(
@@ -34,7 +37,12 @@ pub fn service(
 + Send
 + 'static {
     let log_requests = app.log_requests;
-    stack(dispatch.with_state(app), metrics, limits, log_requests)
+    let headers = app.headers;
+    // Outside everything, so 503s, 500s and 400s leave with the every-path headers too.
+    MapResponse::new(
+        stack(dispatch.with_state(app), metrics, limits, log_requests),
+        move |response| headers.complete(response),
+    )
 }
 
 /// The middleware, in request order (outermost first), around any inner service.
@@ -83,6 +91,10 @@ fn panicked(_: Box<dyn Any + Send + 'static>) -> Response {
 #[derive(Clone)]
 pub struct AppState {
     pub site: &'static Site,
+    /// The site's `_redirects`, compiled at start-up.
+    pub rules: &'static SiteRules,
+    /// The every-path headers for responses no file built.
+    pub headers: &'static ResponseHeaders,
     pub redirects: Redirects,
     /// `log.requests`: write the per-request line, and so tell it what was served.
     pub log_requests: bool,
@@ -99,6 +111,14 @@ impl AppState {
         }
         response
     }
+
+    /// A `_redirects` rule's answer; a rewrite to a file the site lacks is a 404.
+    fn answer(&self, outcome: Outcome, method: &Method) -> Response {
+        match outcome {
+            Outcome::Response(response, served) => self.served((response, served)),
+            Outcome::Missing => not_found::respond(self.site.not_found_page(), method),
+        }
+    }
 }
 
 /// What a response carried, for the request log (a response extension). A 404 has none.
@@ -110,14 +130,17 @@ pub enum Served {
 
 /// One request, in order:
 ///
-/// 1. GET and HEAD only; anything else is 405 with `Allow`.
+/// 1. GET and HEAD only; anything else is 405 with `Allow`. Exactly one well-formed
+///    `Host` (none is fine before HTTP/1.1 and in HTTP/2), or 400 (`host.rs`).
 ///    An open ACME HTTP-01 challenge is answered here, from memory, so no file or
 ///    alias can shadow it.
 /// 2. Normalise the path once (or refuse it: 400/414).
 /// 3. Site: embedded asset → encoding → conditional (304) → range (206/416). The
 ///    encoding comes first because each representation has its own ETag.
-///    Files always win over aliases, so a redirect can never shadow a page.
-/// 4. Redirect alias → 30x + `Location`.
+///    Files always win over aliases, so a redirect can never shadow a page; only a
+///    forced `_redirects` rule can, and it withdrew the file at start-up (`rules.rs`).
+/// 4. The site's `_redirects` rules for exact paths, then the short links (30x +
+///    `Location`), then the site's pattern rules (`rules.rs` says why in that order).
 /// 5. Not found: `404.html` or a plain 404; the miss nudges the redirects refresher
 ///    (new aliases appear without a restart) without waiting for it.
 pub async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
@@ -128,6 +151,9 @@ pub async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
             [(header::ALLOW, "GET, HEAD")],
         )
             .into_response();
+    }
+    if let Err(rejection) = host::check(parts.version, &parts.headers) {
+        return rejection.into_response();
     }
     if let Some(key_authorization) = app.acme.as_ref().and_then(|c| c.http01(parts.uri.path())) {
         return (
@@ -143,8 +169,19 @@ pub async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
     if let Some(served) = app.site.respond(&key, &parts.method, &parts.headers) {
         return app.served(served);
     }
+    let asked = Asked {
+        method: &parts.method,
+        headers: &parts.headers,
+        query: parts.uri.query(),
+    };
+    if let Some(outcome) = app.rules.exact(app.site, &key, asked) {
+        return app.answer(outcome, &parts.method);
+    }
     if let Some(served) = app.redirects.lookup(&key, parts.uri.query()) {
         return app.served(served);
+    }
+    if let Some(outcome) = app.rules.pattern(app.site, &key, asked) {
+        return app.answer(outcome, &parts.method);
     }
     app.redirects.nudge();
     not_found::respond(app.site.not_found_page(), &parts.method)

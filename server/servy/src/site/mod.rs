@@ -28,6 +28,7 @@ use bytes::Bytes;
 use rust_embed::RustEmbed;
 
 use crate::config::CacheConfig;
+use crate::headers::{Header, ResponseHeaders};
 use crate::not_found::NotFoundPage;
 use crate::router::Served;
 use negotiate::Coding;
@@ -47,6 +48,8 @@ mod table {
         pub last_modified: Option<LastModified>,
         pub identity: Rep,
         pub variants: &'static [VariantEntry],
+        /// From the site's `_headers`: `(lower-case name, value)`, repeated names joined.
+        pub headers: &'static [(&'static str, &'static str)],
     }
 
     pub struct Rep {
@@ -111,6 +114,9 @@ pub struct Asset {
     /// Parallel to `variants`: what [`negotiate::choose`] picks from.
     codings: Vec<(Coding, u64)>,
     variants: Vec<Representation>,
+    /// Defaults, `_headers` and `[headers]`, resolved once (`headers.rs`); set last, so
+    /// a rule's `Cache-Control` or `Content-Type` wins over the computed one.
+    extra: Box<[Header]>,
 }
 
 /// The lookup from normalised key to asset, built once at startup and never changed.
@@ -119,6 +125,9 @@ pub struct Site {
     /// Every key a request may normalise to: `a/b.html`, and for `a/index.html` also
     /// `a` and `a/` (and `""` for the root), so no request formats a string to look up.
     lookup: HashMap<&'static str, usize>,
+    /// Keys a forced `_redirects` rule took over (`rules.rs`): not served at their own
+    /// path, still served by a 200 rewrite.
+    withdrawn: HashMap<&'static str, usize>,
     /// Chosen once: the site's `404.html`, or the plain page when it has none.
     not_found: NotFoundPage,
 }
@@ -127,7 +136,7 @@ impl Site {
     /// Builds the lookup from the embedded table. `cache` gives the `Cache-Control` of each
     /// class (config validation has refused invalid values; one that slipped through falls
     /// back to the default for its class rather than failing).
-    pub fn new(cache: CacheConfig) -> Site {
+    pub fn new(cache: CacheConfig, headers: &ResponseHeaders) -> Site {
         let defaults = CacheConfig::default();
         let class_value = |configured: &str, default: &str| -> HeaderValue {
             HeaderValue::from_str(configured).unwrap_or_else(|_| {
@@ -184,6 +193,7 @@ impl Site {
                 identity: Representation::new(identity, &entry.identity, None),
                 codings,
                 variants,
+                extra: headers.for_file(entry.headers, &request_keys(entry.key)),
             });
         }
 
@@ -215,8 +225,35 @@ impl Site {
         Site {
             assets,
             lookup,
+            withdrawn: HashMap::new(),
             not_found,
         }
+    }
+
+    /// Every key a request may name a file by (`a/index.html`, `a/`, `a`, `""`).
+    pub fn keys(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.lookup.keys().copied()
+    }
+
+    /// Stops serving `key` at its own path: a forced `_redirects` rule answers there.
+    /// A rewrite can still serve it ([`Site::rewrite`]).
+    pub fn withdraw(&mut self, key: &str) {
+        if let Some((key, i)) = self.lookup.remove_entry(key) {
+            self.withdrawn.insert(key, i);
+        }
+    }
+
+    /// A `_redirects` 200 rule: the file at `key` answers at another path, exactly as it
+    /// would at its own (encoding, validators, ranges), even if a forced rule took its
+    /// own path over.
+    pub fn rewrite(
+        &self,
+        key: &str,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Option<(Response, Served)> {
+        let i = self.lookup.get(key).or_else(|| self.withdrawn.get(key))?;
+        self.respond_with(&self.assets[*i], method, headers)
     }
 
     /// Answers a GET or HEAD for a normalised key, or `None` when no file has that key:
@@ -233,7 +270,15 @@ impl Site {
         method: &Method,
         headers: &HeaderMap,
     ) -> Option<(Response, Served)> {
-        let asset = &self.assets[*self.lookup.get(key)?];
+        self.respond_with(&self.assets[*self.lookup.get(key)?], method, headers)
+    }
+
+    fn respond_with(
+        &self,
+        asset: &Asset,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Option<(Response, Served)> {
         // Images and other files that compress badly have no variants: identity is the
         // only answer, so `Accept-Encoding` is not even parsed for them.
         let chosen = if asset.codings.is_empty() {
@@ -252,6 +297,7 @@ impl Site {
         if conditional::not_modified(headers, rep.etag, last_modified) {
             let mut response = asset.response(StatusCode::NOT_MODIFIED, Body::empty(), 5);
             asset.validators(response.headers_mut(), rep);
+            asset.finish(response.headers_mut());
             return Some((response, Served::Asset(asset.key)));
         }
         let len = rep.bytes.len() as u64;
@@ -265,14 +311,21 @@ impl Site {
             Outcome::Partial(range) => asset.partial(rep, *range.start(), *range.end()),
             Outcome::Unsatisfiable => asset.unsatisfiable(rep),
         };
+        let mut response = response;
+        asset.finish(response.headers_mut());
         Some((response, Served::Asset(asset.key)))
     }
 
     /// Every embedded file as the request target that serves it with 200, sorted, one per
     /// file: percent-encoded, with a leading slash, directory indexes by their file name
     /// (`/blog/index.html`; `/blog/` serves the same bytes). For `servy --list-assets`.
-    pub fn paths() -> impl Iterator<Item = &'static str> {
-        let mut urls: Vec<&'static str> = table::ENTRIES.iter().map(|e| e.url).collect();
+    /// A file whose path a forced `_redirects` rule took over is left out.
+    pub fn paths(&self) -> impl Iterator<Item = &'static str> + use<> {
+        let mut urls: Vec<&'static str> = table::ENTRIES
+            .iter()
+            .filter(|e| self.lookup.contains_key(e.key))
+            .map(|e| e.url)
+            .collect();
         urls.sort_unstable();
         urls.into_iter()
     }
@@ -375,6 +428,14 @@ impl Asset {
         }
     }
 
+    /// The headers from the defaults and the rules, last so they win.
+    fn finish(&self, h: &mut HeaderMap) {
+        h.reserve(self.extra.len());
+        for (name, value) in self.extra.iter() {
+            h.insert(name.clone(), value.clone());
+        }
+    }
+
     /// Everything a 200 or 206 carries except Content-Length.
     fn entity_headers(&self, h: &mut HeaderMap, rep: &Representation) {
         self.validators(h, rep);
@@ -384,6 +445,19 @@ impl Asset {
             h.insert(CONTENT_ENCODING, encoding.clone());
         }
     }
+}
+
+/// The normalised keys that reach a file: its own, and `dir/` for `dir/index.html` (how
+/// its page is linked), so `[headers]` patterns such as `/blog/*` match pages.
+fn request_keys(key: &str) -> Vec<&str> {
+    let mut keys = vec![key];
+    if let Some(dir) = key
+        .strip_suffix("index.html")
+        .filter(|d| d.is_empty() || d.ends_with('/'))
+    {
+        keys.push(dir);
+    }
+    keys
 }
 
 fn content_range(text: &str) -> HeaderValue {
@@ -406,7 +480,10 @@ mod tests {
     use super::*;
 
     fn site() -> Site {
-        Site::new(CacheConfig::default())
+        Site::new(
+            CacheConfig::default(),
+            &ResponseHeaders::new(Default::default(), &[]),
+        )
     }
 
     #[test]
@@ -469,7 +546,7 @@ mod tests {
 
     #[test]
     fn paths_are_sorted_request_targets() {
-        let paths: Vec<_> = Site::paths().collect();
+        let paths: Vec<_> = site().paths().collect();
         assert!(paths.windows(2).all(|w| w[0] < w[1]));
         assert!(paths.iter().all(|p| p.starts_with('/') && p.is_ascii()));
         assert!(paths.contains(&"/caf%C3%A9.html"));

@@ -16,7 +16,11 @@ pub fn demo_file(rel: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
-/// Every file under the demo site, as keys like `blog/index.html`.
+/// Files of the demo site that are not served at their own path: the rule files, and
+/// the page a forced `_redirects` rule takes over (`tests/it/site_rules.rs`).
+pub const NOT_SERVED: [&str; 3] = ["_headers", "_redirects", "shadowed.html"];
+
+/// Every file under the demo site served at its own path, as keys like `blog/index.html`.
 fn demo_keys() -> Vec<String> {
     fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
         for entry in std::fs::read_dir(dir).expect("read demo site") {
@@ -31,6 +35,7 @@ fn demo_keys() -> Vec<String> {
     }
     let mut keys = Vec::new();
     walk(&demo_site(), "", &mut keys);
+    keys.retain(|k| !NOT_SERVED.contains(&k.as_str()));
     keys.sort();
     keys
 }
