@@ -33,6 +33,19 @@ pub struct HttpConfig {
     /// Addresses to bind; a list, or one comma-separated string (handy in env vars).
     #[serde(with = "addr_list")]
     pub listen: Vec<SocketAddr>,
+    /// `auto`: bodies embedded in the binary go out with sendfile(2) from the executable
+    /// (HTTP/1.1 without TLS); `off`: always a vectored write.
+    pub zero_copy: ZeroCopyMode,
+    /// Smallest body sent with sendfile; below it the copy of a write is cheaper.
+    pub zero_copy_min_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ZeroCopyMode {
+    #[default]
+    Auto,
+    Off,
 }
 
 /// The metrics listener: `/metrics`, `/healthz`, `/readyz`, `/debug/pprof/profile`.
@@ -148,6 +161,8 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+            zero_copy: ZeroCopyMode::Auto,
+            zero_copy_min_bytes: 16 * 1024,
         }
     }
 }

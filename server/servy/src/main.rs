@@ -6,7 +6,7 @@
 //! State is built before binding, so everything a config can get wrong is refused (exit
 //! 78) before a socket exists. The listeners serve before READY so that `/readyz` can say "not yet" and the site is
 //! up while a slow redirects source is still loading; READY waits for that first load.
-#![deny(unsafe_code)] // allowed in `listeners` only, at the systemd boundary
+#![deny(unsafe_code)] // allowed in `listeners` (the systemd boundary) and `zero_copy::sys` (sendfile)
 
 mod cli;
 mod config;
@@ -24,6 +24,7 @@ mod shed;
 mod signals;
 mod site;
 mod systemd;
+mod zero_copy;
 
 use std::error::Error;
 use std::fmt;
@@ -74,11 +75,18 @@ fn run(args: cli::Args) -> Result<(), Failure> {
         return Ok(());
     }
     let site: &'static Site = Box::leak(Box::new(Site::new(config.cache.clone())));
+    let zero_copy = zero_copy::start(
+        &config.http,
+        site.bodies(),
+        metrics.sendfile_bytes.clone(),
+        metrics.sendfile_calls.clone(),
+    );
     let state = State {
         site,
         metrics,
         redirects,
         refresher,
+        zero_copy,
     };
     let listeners =
         listeners::open(&config.http.listen, &config.metrics.listen).map_err(Failure::startup)?;
@@ -98,6 +106,7 @@ struct State {
     metrics: Arc<Metrics>,
     redirects: Redirects,
     refresher: Refresher,
+    zero_copy: Option<&'static zero_copy::ZeroCopy>,
 }
 
 fn list_assets() -> Result<(), Failure> {
@@ -116,6 +125,7 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
         metrics,
         redirects,
         mut refresher,
+        zero_copy,
     } = state;
     let readiness = Readiness::default();
 
@@ -125,7 +135,7 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
         .iter()
         .filter_map(|l| l.local_addr().ok())
         .collect();
-    let mut server = Server::new(&config.limits);
+    let mut server = Server::new(&config.limits, zero_copy);
     let app = AppState {
         site,
         redirects: redirects.clone(),
