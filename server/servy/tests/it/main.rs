@@ -15,3 +15,4 @@ mod redirects;
 mod robustness;
 mod shutdown;
 mod systemd;
+mod zero_copy;

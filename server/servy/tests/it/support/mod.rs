@@ -249,6 +249,11 @@ impl Servy {
             let (http, metrics) = configured_addrs(&b.config);
             (http, metrics, None)
         };
+        // The suite runs once more with the other `zero_copy` mode (tests/run.sh); a
+        // test's own setting still wins.
+        if let Ok(mode) = std::env::var("SERVY_TEST_ZERO_COPY") {
+            cmd.env("SERVY_HTTP_ZERO_COPY", mode);
+        }
         for (k, v) in &b.env {
             cmd.env(k, v);
         }
