@@ -700,6 +700,23 @@ mod tests {
     }
 
     #[test]
+    fn zero_copy_mode_from_file_and_environment() {
+        let c = load(
+            "[http]\nzero_copy = \"off\"\nzero_copy_min_bytes = 1\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            (c.http.zero_copy, c.http.zero_copy_min_bytes),
+            (ZeroCopyMode::Off, 1)
+        );
+        let c = load("", &[("SERVY_HTTP_ZERO_COPY", "off")]).unwrap();
+        assert_eq!(c.http.zero_copy, ZeroCopyMode::Off);
+        let m = message(load("[http]\nzero_copy = \"always\"\n", &[]));
+        assert!(m.contains("line 2") && m.contains("always"), "{m}");
+    }
+
+    #[test]
     fn no_file_is_the_defaults() {
         let c = Config::load(None, std::iter::empty()).unwrap();
         assert_eq!(c.metrics.listen, vec!["127.0.0.1:8081".parse().unwrap()]);

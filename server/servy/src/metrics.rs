@@ -33,7 +33,7 @@ pub struct Metrics {
     pub request_duration: Histogram,
     /// `servy_response_bytes_total`: body bytes sent.
     pub response_bytes: IntCounter,
-    /// `servy_sendfile_bytes_total`: body bytes sent from the executable by sendfile.
+    /// `servy_sendfile_bytes_total`: body bytes sent on the zero-copy path.
     pub sendfile_bytes: IntCounter,
     /// `servy_sendfile_calls_total`: sendfile calls (more than one per body when the
     /// socket buffer fills).
@@ -88,7 +88,7 @@ impl Metrics {
         );
         let sendfile_bytes = counter(
             "servy_sendfile_bytes_total",
-            "Response body bytes sent from the executable with sendfile (zero-copy).",
+            "Response body bytes sent on the zero-copy path: with sendfile from the executable, after at most one page copied to reach a page boundary.",
         );
         let sendfile_calls = counter(
             "servy_sendfile_calls_total",

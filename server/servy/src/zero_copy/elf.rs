@@ -23,7 +23,8 @@ const PT_LOAD: u32 = 1;
 const PT_PHDR: u32 = 6;
 const PT_GNU_RELRO: u32 = 0x6474_e552;
 const PF_W: u32 = 2;
-const AT_PHDR: u64 = 3;
+pub const AT_PHDR: u64 = 3;
+pub const AT_PAGESZ: u64 = 6;
 /// Bounds for headers read from a file that might be anything.
 const MAX_PHNUM: usize = 256;
 
@@ -115,13 +116,13 @@ pub fn read_only_segments(exe: &File, phdr_addr: u64) -> io::Result<Vec<Segment>
     Ok(segments)
 }
 
-/// `AT_PHDR` from an auxiliary vector as `/proc/self/auxv` presents it: native-endian
-/// (type, value) pairs of machine words, ending with type 0.
-pub fn phdr_from_auxv(auxv: &[u8]) -> Option<u64> {
+/// One entry (`AT_PHDR`, `AT_PAGESZ`) of an auxiliary vector as `/proc/self/auxv`
+/// presents it: native-endian (type, value) pairs of machine words, ending with type 0.
+pub fn auxv_entry(auxv: &[u8], wanted: u64) -> Option<u64> {
     auxv.chunks_exact(16)
         .map(|pair| (u64_at(pair, 0), u64_at(pair, 8)))
         .take_while(|&(kind, _)| kind != 0)
-        .find(|&(kind, _)| kind == AT_PHDR)
+        .find(|&(kind, _)| kind == wanted)
         .map(|(_, value)| value)
 }
 
@@ -157,8 +158,14 @@ mod tests {
             auxv.extend_from_slice(&k.to_ne_bytes());
             auxv.extend_from_slice(&v.to_ne_bytes());
         }
-        assert_eq!(phdr_from_auxv(&auxv), Some(0x5555_0040));
-        assert_eq!(phdr_from_auxv(&auxv[..16]), None);
+        assert_eq!(auxv_entry(&auxv, AT_PHDR), Some(0x5555_0040));
+        assert_eq!(auxv_entry(&auxv, AT_PAGESZ), Some(4096));
+        assert_eq!(auxv_entry(&auxv[..16], AT_PHDR), None);
+        assert_eq!(
+            auxv_entry(&auxv, 9),
+            None,
+            "entries after the end do not count"
+        );
     }
 
     #[test]
@@ -166,7 +173,7 @@ mod tests {
         static MARKER: [u8; 32] = *b"servy zero-copy segment marker!!";
         let exe = File::open("/proc/self/exe").expect("open /proc/self/exe");
         let auxv = std::fs::read("/proc/self/auxv").expect("read auxv");
-        let phdr = phdr_from_auxv(&auxv).expect("AT_PHDR");
+        let phdr = auxv_entry(&auxv, AT_PHDR).expect("AT_PHDR");
         let segments = read_only_segments(&exe, phdr).expect("segments");
         let addr = MARKER.as_ptr() as usize;
         let s = segments

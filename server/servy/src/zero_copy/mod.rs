@@ -37,11 +37,14 @@ pub struct ZeroCopy {
     /// is a new inode, and this descriptor still reads the bytes this process runs.
     exe: File,
     segments: Vec<Segment>,
+    /// The page size: sendfile starts at a page boundary of the file (see [`ZeroCopy::send`]).
+    page: u64,
     min_bytes: usize,
     /// Set when the kernel refuses sendfile from this file (a seccomp filter, a file
     /// system without it): every later write is a plain one.
     refused: AtomicBool,
-    /// `servy_sendfile_bytes_total` and `servy_sendfile_calls_total`.
+    /// `servy_sendfile_bytes_total` (body bytes sent on this path, the copied part before
+    /// a page boundary included) and `servy_sendfile_calls_total`.
     bytes: IntCounter,
     calls: IntCounter,
 }
@@ -118,17 +121,22 @@ impl ZeroCopy {
         }
         let exe = File::open("/proc/self/exe").map_err(Unavailable::Unresolved)?;
         let auxv = std::fs::read("/proc/self/auxv").map_err(Unavailable::Unresolved)?;
-        let phdr = elf::phdr_from_auxv(&auxv).ok_or_else(|| {
-            Unavailable::Unresolved(io::Error::new(
-                io::ErrorKind::NotFound,
-                "no AT_PHDR in /proc/self/auxv",
-            ))
-        })?;
+        let entry = |kind, name: &str| {
+            elf::auxv_entry(&auxv, kind).ok_or_else(|| {
+                Unavailable::Unresolved(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no {name} in /proc/self/auxv"),
+                ))
+            })
+        };
+        let phdr = entry(elf::AT_PHDR, "AT_PHDR")?;
+        let page = entry(elf::AT_PAGESZ, "AT_PAGESZ")?.max(1);
         let segments = elf::read_only_segments(&exe, phdr).map_err(Unavailable::Unresolved)?;
         let zero_copy = ZeroCopy {
             exe,
             segments,
             min_bytes: config.zero_copy_min_bytes.max(1),
+            page,
             refused: AtomicBool::new(false),
             bytes,
             calls,
@@ -180,7 +188,8 @@ impl ZeroCopy {
         let found = if self.refused.load(Ordering::Relaxed) {
             None
         } else {
-            bufs.iter().enumerate().find_map(|(i, b)| {
+            // hyper hands over at most 64 slices; `send` has room for 64 before the body.
+            bufs.iter().enumerate().take(64).find_map(|(i, b)| {
                 (b.len() >= self.min_bytes)
                     .then(|| self.file_offset(b))
                     .flatten()
@@ -202,9 +211,14 @@ impl ZeroCopy {
         }
     }
 
-    /// One non-blocking attempt: `head` with `MSG_MORE`, then `body` (found at `offset`
-    /// in the executable) by sendfile. A short head is reported as is; an error after
-    /// some bytes went out is reported as those bytes, and the next call meets it again.
+    /// One non-blocking attempt: `head` and the body's bytes up to the next page boundary
+    /// of the file with `MSG_MORE`, then the rest of `body` (found at `offset` in the
+    /// executable) by sendfile. Starting sendfile on a page boundary keeps a body of N
+    /// pages in N page fragments; an unaligned start costs one more fragment, and one
+    /// more packet where the kernel's fragment limit per packet is reached (a 64 KiB body
+    /// measured 2.6 times the CPU time without this). A short head is reported as is; an
+    /// error after some bytes went out is reported as those bytes, and the next call
+    /// meets it again.
     fn send(
         &self,
         stream: &TcpStream,
@@ -213,18 +227,33 @@ impl ZeroCopy {
         offset: u64,
     ) -> io::Result<usize> {
         let socket = stream.as_fd();
-        let head_len: usize = head.iter().map(|b| b.len()).sum();
+        let unaligned = ((self.page - offset % self.page) % self.page) as usize;
+        let (copied, from_file) = body.split_at(unaligned.min(body.len()));
+        let mut written = [IoSlice::new(&[]); 65];
+        let mut n = 0;
+        for b in head.iter().map(|b| &b[..]).chain([copied]) {
+            if n < written.len() && !b.is_empty() {
+                written[n] = IoSlice::new(b);
+                n += 1;
+            }
+        }
+        let written = &written[..n];
+        let written_len: usize = written.iter().map(|b| b.len()).sum();
+        let head_len = written_len - copied.len();
         let mut sent = 0;
-        if head_len > 0 {
-            sent = sys::send(socket, head, true)?;
-            if sent < head_len {
+        if written_len > 0 {
+            // MSG_MORE only when sendfile follows; a body that ends before the next page
+            // boundary is all written here.
+            sent = sys::send(socket, written, !from_file.is_empty())?;
+            if sent < written_len || from_file.is_empty() {
+                self.bytes.inc_by(sent.saturating_sub(head_len) as u64);
                 return Ok(sent);
             }
         }
-        match sys::sendfile(socket, self.exe.as_fd(), offset, body.len()) {
+        let offset = offset + copied.len() as u64;
+        let result = match sys::sendfile(socket, self.exe.as_fd(), offset, from_file.len()) {
             Ok(n) => {
                 self.calls.inc();
-                self.bytes.inc_by(n as u64);
                 Ok(sent + n)
             }
             Err(_) if sent > 0 => Ok(sent),
@@ -232,10 +261,14 @@ impl ZeroCopy {
                 if !self.refused.swap(true, Ordering::Relaxed) {
                     tracing::warn!(error = %e, "sendfile refused; zero-copy off from now on");
                 }
-                sys::send(socket, std::slice::from_ref(body), false)
+                sys::send(socket, &[IoSlice::new(from_file)], false).map(|n| sent + n)
             }
             Err(e) => Err(e),
+        };
+        if let Ok(total) = result {
+            self.bytes.inc_by(total.saturating_sub(head_len) as u64);
         }
+        result
     }
 }
 
