@@ -41,8 +41,11 @@ import report  # noqa: E402
 from measure import Meter  # noqa: E402
 from servers import Nginx, Servy, StaticWebServer, Stub, find_sws, parse_redirects, precompress, settle  # noqa: E402
 
-ALL_SERVERS = ["servy", "nginx", "static-web-server"]
-ALL_LOADS = ["blog", "browser", "wrk"]
+# "servy" runs the shipped defaults; each other servy variant changes one [http] key.
+SERVY_VARIANTS = {"servy": "", "servy-zc-off": 'zero_copy = "off"'}
+ALL_SERVERS = ["servy", "servy-zc-off", "nginx", "static-web-server"]
+# bigfile: wrk on the site's largest file only (an image of about 4 MB).
+ALL_LOADS = ["blog", "browser", "wrk", "bigfile"]
 
 
 def log(msg: str) -> None:
@@ -207,6 +210,8 @@ def main() -> int:
         "static-web-server answers aliases with 301 (it offers 301 and 302 only); servy and nginx with 308.",
         "failed: k6's failed requests plus failed checks, or wrk's socket errors plus non-2xx/3xx responses.",
         "CPU µs per request is also CPU ms per 1,000 requests (report.json has cpu_s_per_1k).",
+        'servy-zc-off is the same servy binary with [http] zero_copy = "off": every body written, none sent '
+        "with sendfile.",
     ]
     sws = args.sws or find_sws()
     if "static-web-server" in servers and sws is None:
@@ -228,6 +233,9 @@ def main() -> int:
     request_paths = out / "requests.txt"
     # wrk cycles over these; --wrk-paths isolates the fixed cost of one kind of request.
     request_paths.write_text(args.wrk_paths.read_text() if args.wrk_paths else paths.read_text() + aliases.read_text())
+    largest = max((p for p in site.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    bigfile_paths = out / "bigfile.txt"
+    bigfile_paths.write_text(f"/{largest.relative_to(site)}\n")
     redirects = parse_redirects(redirects_file)
 
     precompressed = gen / "site-precompressed"
@@ -236,7 +244,7 @@ def main() -> int:
         log(f"precompressed copy: {written['files']} files, {written['gz']} .gz")
 
     servy_bin = stub_bin = None
-    if "servy" in servers:
+    if any(s in SERVY_VARIANTS for s in servers):
         if args.servy and args.stub:
             servy_bin, stub_bin = args.servy, args.stub
         else:
@@ -244,7 +252,11 @@ def main() -> int:
     stub = Stub(stub_bin, redirects_file, out, args.client_cpu) if stub_bin else None
     redirects_source = stub.start() if stub else ""
     made = {
-        "servy": lambda: Servy(out / "servy", args.server_cpu, servy_bin, redirects_source, args.profile),
+        **{
+            name: (lambda name=name: Servy(out / name, args.server_cpu, servy_bin, redirects_source,
+                                           args.profile and name == "servy", SERVY_VARIANTS[name]))
+            for name in SERVY_VARIANTS
+        },
         "nginx": lambda: Nginx(out / "nginx", args.server_cpu, precompressed, redirects),
         "static-web-server": lambda: StaticWebServer(out / "sws", args.server_cpu, sws, precompressed, redirects),
     }
@@ -262,9 +274,12 @@ def main() -> int:
                     for load in wanted_loads:
                         tag = f"r{rnd + 1}-{name}-{load}"
                         with Meter(server.pid) as meter:
-                            if load == "wrk":
-                                result = loads.wrk(server.url, request_paths, args.connections, args.duration,
-                                                   args.client_cpu, out / "runs" / tag)
+                            if load in ("wrk", "bigfile"):
+                                # 32 downloads of 4 MB at once: wrk's 2 s default timeout is too short
+                                # for the last of them on a loaded machine.
+                                result = loads.wrk(server.url, request_paths if load == "wrk" else bigfile_paths,
+                                                   args.connections, args.duration, args.client_cpu, out / "runs" / tag,
+                                                   timeout_s=None if load == "wrk" else 20)
                             else:
                                 result = loads.k6(load, server.url, paths, aliases, args.vus, f"{args.duration}s",
                                                   args.client_cpu, out / "runs" / tag)

@@ -82,12 +82,15 @@ def k6_result(summary: Path, returncode: int) -> dict:
     }
 
 
-def wrk(url: str, request_paths: Path, connections: int, duration_s: int, cpu: int, out: Path) -> dict:
+def wrk(url: str, request_paths: Path, connections: int, duration_s: int, cpu: int, out: Path,
+        lua: str = WRK_SCRIPT, timeout_s: int | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     script = out / "paths.lua"
-    script.write_text(WRK_SCRIPT)
+    script.write_text(lua)
     cmd = ["taskset", "-c", str(cpu), "wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency",
            "-s", str(script), url]
+    if timeout_s:
+        cmd[-1:-1] = ["--timeout", f"{timeout_s}s"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, WRK_PATHS=str(request_paths)),
                           timeout=duration_s + 60)
     (out / "wrk.log").write_text(proc.stdout + proc.stderr)

@@ -12,7 +12,7 @@ import json
 import statistics
 from pathlib import Path
 
-COLOURS = {"servy": "#d9480f", "nginx": "#2b8a3e", "static-web-server": "#1c7ed6"}
+COLOURS = {"servy": "#d9480f", "servy-zc-off": "#f59f00", "nginx": "#2b8a3e", "static-web-server": "#1c7ed6"}
 METRICS = [
     # key, label, format, better
     ("req_per_s", "requests/s", "{:,.0f}", "higher"),
@@ -94,6 +94,53 @@ def extra_tables(tables: list[dict]) -> tuple[str, str]:
         body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in t["rows"])
         html_out += f"<h2>{html.escape(t['title'])}</h2><table><tr>{head}</tr>{body}</table>"
     return md, html_out
+def cost_fit(runs: list[dict]) -> dict[str, dict[str, float]]:
+    """Per server, least squares over every run: CPU µs per request = a + b · KiB per request.
+
+    a is the fixed cost of a request, b the cost of each KiB sent (what copying or not
+    copying changes). bytes are what the client received, heads included."""
+    points: dict[str, list[tuple[float, float]]] = {}
+    for r in runs:
+        if r["requests"]:
+            points.setdefault(r["server"], []).append((r["bytes"] / r["requests"] / 1024, r["cpu_s"] / r["requests"] * 1e6))
+    out = {}
+    for server, pts in points.items():
+        n = len(pts)
+        mx, my = sum(x for x, _ in pts) / n, sum(y for _, y in pts) / n
+        sxx = sum((x - mx) ** 2 for x, _ in pts)
+        if n < 2 or sxx == 0:
+            continue
+        b = sum((x - mx) * (y - my) for x, y in pts) / sxx
+        out[server] = {"a_us": my - b * mx, "b_us_per_kib": b, "points": n}
+    return out
+
+
+def variant_ratios(table: dict) -> dict[str, dict[str, float]]:
+    """Each servy variant's CPU per request and p99 over nginx's, per load."""
+    out: dict[str, dict[str, float]] = {}
+    for load, servers in table.items():
+        n = servers.get("nginx")
+        for name, m in servers.items():
+            if name.startswith("servy") and n and n["cpu_us_per_req"] and n["p99_ms"]:
+                out.setdefault(load, {})[name] = m["cpu_us_per_req"] / n["cpu_us_per_req"]
+                out[load][f"{name} p99"] = m["p99_ms"] / n["p99_ms"]
+    return out
+
+
+def cost_markdown(fit: dict, variants: dict) -> str:
+    lines = ["", "## Fixed and per-byte cost", "",
+             "CPU µs per request = a + b · KiB per request, least squares over every run of each server:", "",
+             "| server | a (µs) | b (µs per KiB) | runs |", "|---|---:|---:|---:|"]
+    lines += [f"| {s} | {f['a_us']:.1f} | {f['b_us_per_kib']:.3f} | {f['points']} |" for s, f in fit.items()]
+    names = sorted({k for v in variants.values() for k in v if not k.endswith(" p99")})
+    if names:
+        lines += ["", "Each servy variant over nginx (CPU per request, and p99):", "",
+                  "| load | " + " | ".join(f"{n} CPU | {n} p99" for n in names) + " |",
+                  "|---|" + "---:|---:|" * len(names)]
+        for load, v in variants.items():
+            cells = [f"{v.get(n, float('nan')):.2f} | {v.get(n + ' p99', float('nan')):.2f}" for n in names]
+            lines.append(f"| {load} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def markdown(meta: dict, table: dict, ratio: dict) -> str:
@@ -200,6 +247,8 @@ def write(out: Path, meta: dict, runs: list[dict], profile: dict | None, tables:
     md = markdown(meta, table, ratio)
     extra_md, extra_html = extra_tables(tables or [])
     md += extra_md
+    fit, variants = cost_fit(runs), variant_ratios(table)
+    md += cost_markdown(fit, variants)
     if profile:
         top = profile.get("top", {})
         md += f"\n## Where servy's time goes (wrk load, perf, {top.get('samples', 0)} samples)\n\n"
@@ -209,7 +258,8 @@ def write(out: Path, meta: dict, runs: list[dict], profile: dict | None, tables:
         md += "".join(f"| `{f}` | {p:.1f}% |\n" for f, p in top.get("total", []))
     (out / "report.md").write_text(md)
     (out / "report.json").write_text(
-        json.dumps({"meta": meta, "medians": table, "servy_over_nginx": ratio, "runs": runs, "profile": profile}, indent=1)
+        json.dumps({"meta": meta, "medians": table, "servy_over_nginx": ratio, "cost_fit": fit,
+                    "variants_over_nginx": variants, "runs": runs, "profile": profile}, indent=1)
     )
     (out / "report.html").write_text(
         html_report(meta, table, ratio, md, bool(profile and profile.get("flamegraph")), extra_html)

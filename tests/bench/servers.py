@@ -114,11 +114,14 @@ class Server:
 class Servy(Server):
     name = "servy"
 
-    def __init__(self, workdir: Path, cpu: int, binary: Path, redirects_source: str, profiling: bool):
+    def __init__(self, workdir: Path, cpu: int, binary: Path, redirects_source: str, profiling: bool,
+                 http_extra: str = ""):
         super().__init__(workdir, cpu)
         self.binary = binary
         self.redirects_source = redirects_source
         self.profiling = profiling
+        # More `[http]` keys, e.g. `zero_copy = "off"`: a variant that says what it changed.
+        self.http_extra = http_extra
         self.metrics_port = 0
 
     def command(self) -> list[str]:
@@ -131,6 +134,7 @@ class Servy(Server):
             f"""# Benchmark configuration: request log off, as nginx's access log is.
 [http]
 listen = ["127.0.0.1:{self.port}"]
+{self.http_extra}
 [metrics]
 listen = ["127.0.0.1:{self.metrics_port}"]
 profiling = {str(self.profiling).lower()}

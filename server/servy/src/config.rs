@@ -47,6 +47,19 @@ pub struct HttpConfig {
     /// Answer every request with a 308 to `https://<host><path>`, for hosts a
     /// certificate covers (any other Host is refused, so the redirect is never open).
     pub redirect_to_https: bool,
+    /// `auto`: bodies embedded in the binary go out with sendfile(2) from the executable
+    /// (HTTP/1.1 without TLS); `off`: always a vectored write.
+    pub zero_copy: ZeroCopyMode,
+    /// Smallest body sent with sendfile; below it the copy of a write is cheaper.
+    pub zero_copy_min_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ZeroCopyMode {
+    #[default]
+    Auto,
+    Off,
 }
 
 /// The HTTPS listener and its certificates. Ignored listen for a socket systemd passes
@@ -247,6 +260,8 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+            zero_copy: ZeroCopyMode::Auto,
+            zero_copy_min_bytes: 16 * 1024,
             redirect_to_https: false,
         }
     }
@@ -933,6 +948,23 @@ mod tests {
         assert_eq!(c.http.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
         assert_eq!(c.redirects.status, 308);
         assert_eq!(c.redirects.source, None);
+    }
+
+    #[test]
+    fn zero_copy_mode_from_file_and_environment() {
+        let c = load(
+            "[http]\nzero_copy = \"off\"\nzero_copy_min_bytes = 1\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            (c.http.zero_copy, c.http.zero_copy_min_bytes),
+            (ZeroCopyMode::Off, 1)
+        );
+        let c = load("", &[("SERVY_HTTP_ZERO_COPY", "off")]).unwrap();
+        assert_eq!(c.http.zero_copy, ZeroCopyMode::Off);
+        let m = message(load("[http]\nzero_copy = \"always\"\n", &[]));
+        assert!(m.contains("line 2") && m.contains("always"), "{m}");
     }
 
     #[test]

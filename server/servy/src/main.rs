@@ -6,7 +6,7 @@
 //! State is built before binding, so everything a config can get wrong is refused (exit
 //! 78) before a socket exists. The listeners serve before READY so that `/readyz` can say "not yet" and the site is
 //! up while a slow redirects source is still loading; READY waits for that first load.
-#![deny(unsafe_code)] // allowed in `listeners` only, at the systemd boundary
+#![deny(unsafe_code)] // allowed in `listeners` (the systemd boundary) and `zero_copy::sys` (sendfile)
 
 mod acme;
 mod cli;
@@ -31,6 +31,7 @@ mod signals;
 mod site;
 mod systemd;
 mod tls;
+mod zero_copy;
 
 use std::error::Error;
 use std::fmt;
@@ -108,6 +109,12 @@ fn run(args: cli::Args) -> Result<(), Failure> {
     let mut site = Site::new(config.cache.clone(), headers);
     let rules: &'static SiteRules = Box::leak(Box::new(SiteRules::new(&mut site)));
     let site: &'static Site = Box::leak(Box::new(site));
+    let zero_copy = zero_copy::start(
+        &config.http,
+        site.bodies(),
+        metrics.sendfile_bytes.clone(),
+        metrics.sendfile_calls.clone(),
+    );
     let state = State {
         site,
         rules,
@@ -117,6 +124,7 @@ fn run(args: cli::Args) -> Result<(), Failure> {
         refresher,
         acme,
         tls,
+        zero_copy,
     };
     let listeners = listeners::open(
         &config.http.listen,
@@ -145,6 +153,7 @@ struct State {
     acme: Option<Acme>,
     /// `None` without `[[https.certificates]]` or `[acme]`.
     tls: Option<Arc<Tls>>,
+    zero_copy: Option<&'static zero_copy::ZeroCopy>,
 }
 
 fn list_assets() -> Result<(), Failure> {
@@ -173,6 +182,7 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
         mut refresher,
         acme,
         tls,
+        zero_copy,
     } = state;
     let readiness = Readiness::default();
 
@@ -182,7 +192,7 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
         .iter()
         .filter_map(|l| l.local_addr().ok())
         .collect();
-    let mut server = Server::new(&config.limits);
+    let mut server = Server::new(&config.limits, zero_copy);
     let app = AppState {
         site,
         rules,

@@ -33,6 +33,11 @@ pub struct Metrics {
     pub request_duration: Histogram,
     /// `servy_response_bytes_total`: body bytes sent.
     pub response_bytes: IntCounter,
+    /// `servy_sendfile_bytes_total`: body bytes sent on the zero-copy path.
+    pub sendfile_bytes: IntCounter,
+    /// `servy_sendfile_calls_total`: sendfile calls (more than one per body when the
+    /// socket buffer fills).
+    pub sendfile_calls: IntCounter,
     /// `servy_redirects_served{alias}`: hits per defined alias.
     pub redirects_served: IntCounterVec,
     /// `servy_redirects_defined`: aliases in the current map.
@@ -81,6 +86,14 @@ impl Metrics {
             "servy_response_bytes_total",
             "Response body bytes (Content-Length; 0 for HEAD).",
         );
+        let sendfile_bytes = counter(
+            "servy_sendfile_bytes_total",
+            "Response body bytes sent on the zero-copy path: with sendfile from the executable, after at most one page copied to reach a page boundary.",
+        );
+        let sendfile_calls = counter(
+            "servy_sendfile_calls_total",
+            "sendfile calls made for zero-copy responses.",
+        );
         let redirects_served = IntCounterVec::new(
             Opts::new(
                 "servy_redirects_served",
@@ -122,6 +135,8 @@ impl Metrics {
             Box::new(response_status.clone()),
             Box::new(request_duration.clone()),
             Box::new(response_bytes.clone()),
+            Box::new(sendfile_bytes.clone()),
+            Box::new(sendfile_calls.clone()),
             Box::new(redirects_served.clone()),
             Box::new(redirects_defined.clone()),
             Box::new(redirects_refreshes.clone()),
@@ -138,6 +153,8 @@ impl Metrics {
             response_status,
             request_duration,
             response_bytes,
+            sendfile_bytes,
+            sendfile_calls,
             redirects_served,
             redirects_defined,
             redirects_refreshes,

@@ -28,6 +28,7 @@ use tower::Service;
 
 use crate::config::LimitsConfig;
 use crate::tls::{self, Protocol};
+use crate::zero_copy::ZeroCopy;
 
 /// What an HTTP/2 connection without TLS (h2c, prior knowledge) starts with.
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -52,10 +53,12 @@ struct Builders {
     http1: auto::Builder<TokioExecutor>,
     http2: auto::Builder<TokioExecutor>,
     header_read_timeout: Duration,
+    /// sendfile for embedded bodies on plain HTTP/1.1 connections; `None` when off.
+    zero_copy: Option<&'static ZeroCopy>,
 }
 
 impl Server {
-    pub fn new(limits: &LimitsConfig) -> Server {
+    pub fn new(limits: &LimitsConfig, zero_copy: Option<&'static ZeroCopy>) -> Server {
         let mut http1 = auto::Builder::new(TokioExecutor::new()).http1_only();
         // A client gets this long to send a request's headers; this also closes idle
         // keep-alive connections after the same time.
@@ -72,6 +75,7 @@ impl Server {
             http1,
             http2,
             header_read_timeout: limits.header_read_timeout,
+            zero_copy,
         });
         Server {
             builders,
@@ -170,9 +174,14 @@ async fn accept_loop<S>(
                         sniffed = tokio::time::timeout(builders.header_read_timeout, sniff(stream)) => sniffed,
                         _ = stop.changed() => return,
                     };
-                    let Ok(Ok((stream, h2))) = sniffed else {
+                    let Ok(Ok((mut stream, h2))) = sniffed else {
                         return; // silent, slow or gone before saying anything: close
                     };
+                    // h2 interleaves frames of many streams in its own buffers: writes
+                    // as before. TLS streams never get here: their bytes are encrypted.
+                    if !h2 {
+                        stream.zero_copy = builders.zero_copy;
+                    }
                     let builder = if h2 { &builders.http2 } else { &builders.http1 };
                     watcher
                         .watch(builder.serve_connection(TokioIo::new(stream), service))
@@ -226,18 +235,21 @@ async fn sniff(mut stream: TcpStream) -> io::Result<(Sniffed, bool)> {
                 len,
                 pos: 0,
                 stream,
+                zero_copy: None,
             };
             return Ok((sniffed, still_h2));
         }
     }
 }
 
-/// A stream that first replays the bytes [`sniff`] read.
+/// A stream that first replays the bytes [`sniff`] read, and writes embedded bodies
+/// with [`ZeroCopy`] when it is set.
 struct Sniffed {
     head: [u8; 24],
     len: usize,
     pos: usize,
     stream: TcpStream,
+    zero_copy: Option<&'static ZeroCopy>,
 }
 
 impl AsyncRead for Sniffed {
@@ -271,7 +283,10 @@ impl AsyncWrite for Sniffed {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        match self.zero_copy {
+            Some(zero_copy) => zero_copy.poll_write_vectored(&mut self.stream, cx, bufs),
+            None => Pin::new(&mut self.stream).poll_write_vectored(cx, bufs),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {

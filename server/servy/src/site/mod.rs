@@ -330,6 +330,13 @@ impl Site {
         urls.into_iter()
     }
 
+    /// The bytes of every representation (originals and variants), for start-up checks.
+    pub fn bodies(&self) -> impl Iterator<Item = &'static [u8]> + '_ {
+        self.assets.iter().flat_map(|a| {
+            std::iter::once(a.identity.bytes).chain(a.variants.iter().map(|v| v.bytes))
+        })
+    }
+
     /// Number of embedded files.
     pub fn len(&self) -> usize {
         self.assets.len()

@@ -21,7 +21,7 @@ pub fn demo_file(rel: &str) -> Vec<u8> {
 pub const NOT_SERVED: [&str; 3] = ["_headers", "_redirects", "shadowed.html"];
 
 /// Every file under the demo site served at its own path, as keys like `blog/index.html`.
-fn demo_keys() -> Vec<String> {
+pub fn demo_keys() -> Vec<String> {
     fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
         for entry in std::fs::read_dir(dir).expect("read demo site") {
             let entry = entry.expect("dir entry");

@@ -5,7 +5,7 @@ use std::io::Read;
 use crate::assets::demo_file;
 use crate::support::{Servy, get, request};
 
-fn decode(coding: &str, body: &[u8]) -> Vec<u8> {
+pub fn decode(coding: &str, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     match coding {
         "br" => brotli::Decompressor::new(body, 4096)

@@ -20,3 +20,4 @@ mod robustness;
 mod shutdown;
 mod site_rules;
 mod systemd;
+mod zero_copy;

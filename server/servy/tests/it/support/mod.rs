@@ -289,6 +289,11 @@ impl Servy {
             (http, metrics, None)
         };
         let https = https_socket.as_ref().map(|l| l.local_addr().expect("addr"));
+        // The suite runs once more with the other `zero_copy` mode (tests/run.sh); a
+        // test's own setting still wins.
+        if let Ok(mode) = std::env::var("SERVY_TEST_ZERO_COPY") {
+            cmd.env("SERVY_HTTP_ZERO_COPY", mode);
+        }
         for (k, v) in &b.env {
             cmd.env(k, v);
         }
