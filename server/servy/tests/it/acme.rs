@@ -409,4 +409,23 @@ fn before_the_first_certificate_https_fails_cleanly_and_http_serves() {
         servy.stderr()
     );
     assert_eq!(get(servy.http, "/").status, 200, "HTTP still serves");
+    // No open challenge: the well-known path is an ordinary miss.
+    assert_eq!(
+        get(servy.http, "/.well-known/acme-challenge/no-such-token").status,
+        404
+    );
+}
+
+#[test]
+fn tls_alpn_01_without_an_https_listener_is_a_config_error() {
+    let state = TempDir::new();
+    let config = format!(
+        "[acme]\ndomains = [\"{DOMAIN}\"]\nstate_dir = \"{}\"\n",
+        state.path().display()
+    );
+    // Only http and metrics are passed, and https.listen is empty.
+    let mut servy = Servy::builder().config(&config).no_wait().start();
+    let status = servy.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(78), "{}", servy.stderr());
+    assert!(servy.stderr().contains("tls-alpn-01"), "{}", servy.stderr());
 }
