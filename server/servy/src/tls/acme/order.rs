@@ -31,8 +31,9 @@ pub enum OrderError {
     Challenge(String),
     /// The CA could not validate a domain (wrong DNS, port not reachable, ...).
     Invalid(String),
-    /// Validation or issuance took longer than [`VALIDATION_TIMEOUT`].
-    Timeout,
+    /// Validation or issuance took longer than [`VALIDATION_TIMEOUT`], or the whole
+    /// attempt longer than the renewal task allows (a CA that accepts and never answers).
+    Timeout(Duration),
     /// Sending the CSR or fetching the certificate.
     Finalize(String),
     /// The issued chain is unusable, or could not be stored.
@@ -46,7 +47,7 @@ impl OrderError {
             OrderError::Order(_) => "order",
             OrderError::Challenge(_) => "challenge",
             OrderError::Invalid(_) => "invalid",
-            OrderError::Timeout => "timeout",
+            OrderError::Timeout(_) => "timeout",
             OrderError::Finalize(_) => "finalize",
             OrderError::Store(_) => "store",
         }
@@ -56,7 +57,7 @@ impl OrderError {
 impl fmt::Display for OrderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            OrderError::Timeout => write!(f, "no certificate within {VALIDATION_TIMEOUT:?}"),
+            OrderError::Timeout(limit) => write!(f, "no answer or no certificate within {limit:?}"),
             OrderError::Account(m)
             | OrderError::Order(m)
             | OrderError::Challenge(m)
@@ -187,7 +188,7 @@ pub async fn order(
         .initial_delay(Duration::from_millis(250))
         .timeout(VALIDATION_TIMEOUT);
     let status = order.poll_ready(&retries).await.map_err(|e| match e {
-        instant_acme::Error::Timeout(_) => OrderError::Timeout,
+        instant_acme::Error::Timeout(_) => OrderError::Timeout(VALIDATION_TIMEOUT),
         e => OrderError::Invalid(chain(&e)),
     })?;
     if status != OrderStatus::Ready {
@@ -215,7 +216,7 @@ pub async fn order(
         .poll_certificate(&retries)
         .await
         .map_err(|e| match e {
-            instant_acme::Error::Timeout(_) => OrderError::Timeout,
+            instant_acme::Error::Timeout(_) => OrderError::Timeout(VALIDATION_TIMEOUT),
             e => OrderError::Finalize(chain(&e)),
         })?;
     Ok(Issued {

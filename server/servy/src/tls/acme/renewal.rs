@@ -22,6 +22,15 @@ const BACKOFF_MAX: Duration = Duration::from_secs(6 * 3600);
 /// How often ARI is asked again at most, whatever Retry-After says.
 const ARI_RECHECK_MAX: Duration = Duration::from_secs(24 * 3600);
 
+/// The longest one attempt may take, account and polls included. instant-acme's HTTP
+/// client has no timeout of its own: a CA that accepts and never answers must become a
+/// failure (and a backoff), not a renewal task stuck for ever.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The same for the quick questions asked while the certificate is current (the
+/// account's directory, ARI).
+const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
 pub async fn run(shared: Shared) {
     let Shared {
         config,
@@ -39,7 +48,11 @@ pub async fn run(shared: Shared) {
             Some(cert) if cert.covers(&config.domains) => {
                 if account.is_none() {
                     // For ARI only; a CA that is down now just means the fallback rule.
-                    account = order::stored_account(&config, &store).await;
+                    account =
+                        tokio::time::timeout(QUERY_TIMEOUT, order::stored_account(&config, &store))
+                            .await
+                            .ok()
+                            .flatten();
                 }
                 due(&cert, account.as_ref()).await
             }
@@ -64,7 +77,12 @@ pub async fn run(shared: Shared) {
         metrics.next_renewal.set(unix_seconds(SystemTime::now()));
 
         let started = std::time::Instant::now();
-        let outcome = attempt(&config, &store, &challenges, &mut account).await;
+        let outcome = tokio::time::timeout(
+            ATTEMPT_TIMEOUT,
+            attempt(&config, &store, &challenges, &mut account),
+        )
+        .await
+        .unwrap_or(Err(OrderError::Timeout(ATTEMPT_TIMEOUT)));
         match outcome {
             Ok(cert) => {
                 failures = 0;
@@ -132,7 +150,11 @@ async fn due(cert: &Certificate, account: Option<&Account>) -> (SystemTime, Opti
     let (Some(account), Some(id)) = (account, &cert.ari_id) else {
         return fallback;
     };
-    match account.renewal_info(id).await {
+    let Ok(info) = tokio::time::timeout(QUERY_TIMEOUT, account.renewal_info(id)).await else {
+        tracing::debug!("acme: no renewal information in time; using a third of the lifetime");
+        return fallback;
+    };
+    match info {
         Ok((info, retry_after)) => {
             let window = info.suggested_window;
             let start = SystemTime::from(window.start);
