@@ -25,6 +25,9 @@ const VALIDATION_TIMEOUT: Duration = Duration::from_secs(90);
 pub enum OrderError {
     /// The CA's directory or account endpoint (down, refused, unreachable).
     Account(String),
+    /// The CA no longer knows the stored account (deactivated, or a CA that lost its
+    /// state): a new one is made on the next attempt.
+    AccountGone(String),
     /// Creating the order.
     Order(String),
     /// Publishing or announcing a challenge answer.
@@ -43,7 +46,7 @@ pub enum OrderError {
 impl OrderError {
     pub fn label(&self) -> &'static str {
         match self {
-            OrderError::Account(_) => "account",
+            OrderError::Account(_) | OrderError::AccountGone(_) => "account",
             OrderError::Order(_) => "order",
             OrderError::Challenge(_) => "challenge",
             OrderError::Invalid(_) => "invalid",
@@ -59,6 +62,7 @@ impl fmt::Display for OrderError {
         match self {
             OrderError::Timeout(limit) => write!(f, "no answer or no certificate within {limit:?}"),
             OrderError::Account(m)
+            | OrderError::AccountGone(m)
             | OrderError::Order(m)
             | OrderError::Challenge(m)
             | OrderError::Invalid(m)
@@ -145,7 +149,16 @@ pub async fn order(
     let mut order = account
         .new_order(&NewOrder::new(&identifiers))
         .await
-        .map_err(|e| OrderError::Order(chain(&e)))?;
+        .map_err(|e| match &e {
+            // RFC 8555 §7.3.1: the account URL no longer names an account.
+            instant_acme::Error::Api(problem)
+                if problem.r#type.as_deref()
+                    == Some("urn:ietf:params:acme:error:accountDoesNotExist") =>
+            {
+                OrderError::AccountGone(chain(&e))
+            }
+            _ => OrderError::Order(chain(&e)),
+        })?;
     tracing::info!(url = order.url(), domains = ?config.domains, "acme: order created");
 
     let kind = match config.challenge {

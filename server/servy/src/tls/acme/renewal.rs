@@ -99,7 +99,11 @@ pub async fn run(shared: Shared) {
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
-                let wait = backoff(config.retry_min, failures);
+                // A forgotten account is not a CA in trouble: a new one can be made at once.
+                let wait = match e {
+                    OrderError::AccountGone(_) => config.retry_min,
+                    _ => backoff(config.retry_min, failures),
+                };
                 metrics.orders.with_label_values(&[e.label()]).inc();
                 metrics.consecutive_failures.set(i64::from(failures));
                 metrics
@@ -113,8 +117,21 @@ pub async fn run(shared: Shared) {
                     serving_current = current.load().is_some(),
                     "acme: order failed; retrying later"
                 );
-                if matches!(e, OrderError::Account(_)) {
-                    account = None; // the CA may have been replaced meanwhile
+                match &e {
+                    // The CA may have been replaced meanwhile: connect afresh.
+                    OrderError::Account(_) => account = None,
+                    OrderError::AccountGone(_) => {
+                        account = None;
+                        match store.forget_account() {
+                            Ok(()) => tracing::warn!(
+                                "acme: the CA no longer knows the account; a new one is made next"
+                            ),
+                            Err(e) => {
+                                tracing::error!(error = %e, "acme: could not set the stale account aside")
+                            }
+                        }
+                    }
+                    _ => {}
                 }
                 tokio::time::sleep(wait).await;
             }
