@@ -85,6 +85,9 @@ pub async fn run(shared: Shared) {
         .unwrap_or(Err(OrderError::Timeout(ATTEMPT_TIMEOUT)));
         match outcome {
             Ok(cert) => {
+                // Served first, then reported: whoever sees the log line or the counter
+                // can already connect and get it.
+                install(&tls, &cert);
                 failures = 0;
                 metrics.orders.with_label_values(&["ok"]).inc();
                 metrics.consecutive_failures.set(0);
@@ -94,7 +97,6 @@ pub async fn run(shared: Shared) {
                     took = ?started.elapsed(),
                     "acme: certificate issued and installed"
                 );
-                install(&tls, &cert);
                 current.store(Some(Arc::new(cert)));
             }
             Err(e) => {
