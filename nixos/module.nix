@@ -379,8 +379,10 @@ in {
     systemd.packages = [cfg.finalPackage];
 
     systemd.services.servy = {
-      # systemd.packages ignores [Install]: without socket activation, start at boot.
-      wantedBy = lib.optional (!cfg.socketActivation) "multi-user.target";
+      # systemd.packages ignores [Install]: without socket activation, start at boot. With
+      # its own ACME too, so the first order and every renewal happen without waiting
+      # for a first connection.
+      wantedBy = lib.optional (!cfg.socketActivation || cfg.acme.enable) "multi-user.target";
       # The certificate exists (or a self-signed stand-in does) once this target is reached.
       wants = lib.optional useACME "acme-finished-${acmeHost}.target";
       after = lib.optional useACME "acme-finished-${acmeHost}.target";

@@ -257,6 +257,7 @@
       .directory "https://acme-staging-v02.api.letsencrypt.org/directory")
     (check "acme.enable: the https socket listens on 443, the firewall opens it" [ownAcme.systemd.sockets.servy-https.listenStreams ownAcme.networking.firewall.allowedTCPPorts] [["" "[::]:443"] [8080 443]])
     (check "acme.enable: the service keeps its network (it talks to the CA)" (hasPrivateNetwork ownAcme) false)
+    (check "acme.enable: servy starts at boot (orders and renews without a first connection)" [(service ownAcme).wantedBy (service defaults).wantedBy] [["multi-user.target"] []])
     (check "acme.enable: no LoadCredential (the certificate is servy's own)" ((service ownAcme).serviceConfig ? LoadCredential) false)
     (check "acme.enable: the shipped unit has the state directory" (hasLine "StateDirectory=servy" (unitFile "servy.service")) true)
     (check "acme.enable: no assertion fails" (failedAssertions ownAcme) [])

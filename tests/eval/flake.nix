@@ -186,6 +186,7 @@
         vm-redirects = true;
         vm-restart = true;
         vm-https = true;
+        vm-acme = true;
       })
     (check "apps: type, program and a description, nothing else"
       (lib.mapAttrs (_: a: [(lib.attrNames a) a.type a.program (builtins.isString (a.meta.description or null))]) self.apps.x86_64-linux) {

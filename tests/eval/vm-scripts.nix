@@ -25,4 +25,5 @@ in
     restart = ../nixos/restart.nix;
     redirects = ../nixos/redirects.nix;
     https = ../nixos/https.nix;
+    acme = ../nixos/acme.nix;
   }

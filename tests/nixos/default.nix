@@ -11,4 +11,5 @@ in {
   vm-restart = test ./restart.nix;
   vm-redirects = test ./redirects.nix;
   vm-https = test ./https.nix;
+  vm-acme = test ./acme.nix;
 }

@@ -8,7 +8,6 @@
 //! up while a slow redirects source is still loading; READY waits for that first load.
 #![deny(unsafe_code)] // allowed in `listeners` (the systemd boundary) and `zero_copy::sys` (sendfile)
 
-mod acme;
 mod cli;
 mod config;
 mod headers;
@@ -40,7 +39,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use acme::Acme;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use cli::Command;
@@ -55,6 +53,7 @@ use serve::{Server, Transport};
 use signals::{Event, Signals};
 use site::Site;
 use tls::Tls;
+use tls::acme::Acme;
 
 fn main() -> ExitCode {
     let args = cli::parse();

@@ -18,13 +18,13 @@ use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::acme::Challenges;
 use crate::config::LimitsConfig;
 use crate::headers::ResponseHeaders;
 use crate::metrics::Metrics;
 use crate::observe::ObserveLayer;
 use crate::rules::{Asked, Outcome, SiteRules};
 use crate::shed::ShedLayer;
+use crate::tls::acme::Challenges;
 use crate::{host, not_found, path, redirects::Redirects, site::Site};
 
 /// The main listener's service: the middleware stack around [`dispatch`].

@@ -11,6 +11,7 @@
 //!   right after the handshake ([`Protocol::AcmeChallenge`]).
 //! - Call [`Tls::export_expiries`] after installing, so the expiry metric follows.
 
+pub mod acme;
 pub mod certs;
 mod resolver;
 

@@ -102,8 +102,13 @@ fn wait_issued(servy: &Servy, pebble: &Pebble, count: f64) {
 
 /// A client that trusts only pebble's issuing root.
 fn client(pebble: &Pebble) -> Arc<ClientConfig> {
+    client_for(pebble.issuing_root())
+}
+
+/// A client that trusts only `root`, without a session to resume.
+fn client_for(root: CertificateDer<'static>) -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
-    roots.add(pebble.issuing_root()).expect("pebble's root");
+    roots.add(root).expect("a root");
     let mut config =
         ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
@@ -298,7 +303,7 @@ fn renewal_serves_a_new_serial_without_dropping_a_connection() {
 }
 
 #[test]
-fn with_the_ca_down_the_old_certificate_serves_and_orders_back_off() {
+fn with_the_ca_down_the_old_certificate_serves_orders_back_off_and_recover() {
     let sockets = Sockets::bind();
     // Renewal due about 16 s after issuance; the certificate lasts until 24 s.
     let mut pebble = Pebble::start(sockets.ports(), Duration::from_secs(24));
@@ -320,16 +325,7 @@ fn with_the_ca_down_the_old_certificate_serves_and_orders_back_off() {
         servy.stderr()
     );
     // Fresh handshakes (no resumption) still get the old certificate.
-    let mut roots = RootCertStore::empty();
-    roots.add(root).expect("root");
-    let fresh = Arc::new(
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    );
-    let (status, chain) = fetch(&servy, &fresh, DOMAIN);
+    let (status, chain) = fetch(&servy, &client_for(root), DOMAIN);
     assert_eq!(status, 200);
     assert_eq!(serial(&chain[0]), old, "the old certificate keeps serving");
     assert!(failed(&servy) >= 2.0);
@@ -345,6 +341,21 @@ fn with_the_ca_down_the_old_certificate_serves_and_orders_back_off() {
         log.contains("retry_in=1s") && log.contains("retry_in=2s"),
         "backoff doubles:\n{log}"
     );
+
+    // The CA comes back, new (pebble keeps no state): servy makes a new account and
+    // gets a certificate from it.
+    pebble.restart();
+    wait_issued(&servy, &pebble, 2.0);
+    assert!(
+        servy.stderr().contains("no longer knows the account"),
+        "{}",
+        servy.stderr()
+    );
+    let (status, chain) = fetch(&servy, &client_for(pebble.issuing_root()), DOMAIN);
+    assert_eq!(status, 200);
+    assert_ne!(serial(&chain[0]), old);
+    assert_eq!(chain[1], pebble.intermediate(), "issued by the new pebble");
+    assert_eq!(metric(&servy, "servy_acme_consecutive_failures"), 0.0);
 }
 
 #[test]
@@ -409,4 +420,23 @@ fn before_the_first_certificate_https_fails_cleanly_and_http_serves() {
         servy.stderr()
     );
     assert_eq!(get(servy.http, "/").status, 200, "HTTP still serves");
+    // No open challenge: the well-known path is an ordinary miss.
+    assert_eq!(
+        get(servy.http, "/.well-known/acme-challenge/no-such-token").status,
+        404
+    );
+}
+
+#[test]
+fn tls_alpn_01_without_an_https_listener_is_a_config_error() {
+    let state = TempDir::new();
+    let config = format!(
+        "[acme]\ndomains = [\"{DOMAIN}\"]\nstate_dir = \"{}\"\n",
+        state.path().display()
+    );
+    // Only http and metrics are passed, and https.listen is empty.
+    let mut servy = Servy::builder().config(&config).no_wait().start();
+    let status = servy.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(78), "{}", servy.stderr());
+    assert!(servy.stderr().contains("tls-alpn-01"), "{}", servy.stderr());
 }

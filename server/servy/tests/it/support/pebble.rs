@@ -23,6 +23,9 @@ pub struct Pebble {
     child: Option<Child>,
     log: Collected,
     dns: DnsStub,
+    binary: PathBuf,
+    config: PathBuf,
+    listen: SocketAddr,
     /// The ACME directory URL, for `acme.directory`.
     pub directory: String,
     /// The root pebble's own HTTPS listeners present, for `acme.ca_roots`.
@@ -76,24 +79,7 @@ impl Pebble {
         );
         let config = dir.write("pebble.json", &config);
         let dns = DnsStub::start();
-        let mut child = Command::new(binary)
-            .arg("-config")
-            .arg(&config)
-            .arg("-dnsserver")
-            .arg(dns.addr.to_string())
-            // No artificial validation delays; every nonce good; every order validated
-            // afresh (no authorization reuse), so a renewal proves the challenge again.
-            .env("PEBBLE_VA_NOSLEEP", "1")
-            .env("PEBBLE_WFE_NONCEREJECT", "0")
-            .env("PEBBLE_AUTHZREUSE", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start pebble");
         let log = Collected::default();
-        spawn_line_reader(child.stdout.take().expect("stdout"), log.clone());
-        spawn_line_reader(child.stderr.take().expect("stderr"), log.clone());
 
         let mut roots = RootCertStore::empty();
         roots.add(ca_der).expect("a valid root");
@@ -104,26 +90,58 @@ impl Pebble {
                 .with_root_certificates(roots)
                 .with_no_client_auth(),
         );
-        let pebble = Pebble {
-            child: Some(child),
+        let mut pebble = Pebble {
+            child: None,
             log,
             dns,
+            binary,
+            config,
+            listen,
             directory: format!("https://{listen}/dir"),
             ca_roots,
             management,
             client,
             dir,
         };
+        pebble.spawn();
+        pebble
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(&self.binary)
+            .arg("-config")
+            .arg(&self.config)
+            .arg("-dnsserver")
+            .arg(self.dns.addr.to_string())
+            // No artificial validation delays; every nonce good; every order validated
+            // afresh (no authorization reuse), so a renewal proves the challenge again.
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .env("PEBBLE_AUTHZREUSE", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pebble");
+        spawn_line_reader(child.stdout.take().expect("stdout"), self.log.clone());
+        spawn_line_reader(child.stderr.take().expect("stderr"), self.log.clone());
+        self.child = Some(child);
         // pebble logs before its listeners accept; wait until both do.
         let up = |addr: SocketAddr| {
             eventually(Duration::from_secs(10), || {
                 std::net::TcpStream::connect(addr).is_ok()
             })
         };
-        if !(up(listen) && up(management)) {
-            panic!("pebble did not start; its log:\n{}", pebble.log());
+        if !(up(self.listen) && up(self.management)) {
+            panic!("pebble did not start; its log:\n{}", self.log());
         }
-        pebble
+    }
+
+    /// Starts a stopped pebble again, on the same ports. Like any pebble start it has
+    /// forgotten every account, order and root: the CA is back, but new.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
     }
 
     /// Everything pebble logged so far.

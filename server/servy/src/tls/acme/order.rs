@@ -25,14 +25,18 @@ const VALIDATION_TIMEOUT: Duration = Duration::from_secs(90);
 pub enum OrderError {
     /// The CA's directory or account endpoint (down, refused, unreachable).
     Account(String),
+    /// The CA no longer knows the stored account (deactivated, or a CA that lost its
+    /// state): a new one is made on the next attempt.
+    AccountGone(String),
     /// Creating the order.
     Order(String),
     /// Publishing or announcing a challenge answer.
     Challenge(String),
     /// The CA could not validate a domain (wrong DNS, port not reachable, ...).
     Invalid(String),
-    /// Validation or issuance took longer than [`VALIDATION_TIMEOUT`].
-    Timeout,
+    /// Validation or issuance took longer than [`VALIDATION_TIMEOUT`], or the whole
+    /// attempt longer than the renewal task allows (a CA that accepts and never answers).
+    Timeout(Duration),
     /// Sending the CSR or fetching the certificate.
     Finalize(String),
     /// The issued chain is unusable, or could not be stored.
@@ -42,11 +46,11 @@ pub enum OrderError {
 impl OrderError {
     pub fn label(&self) -> &'static str {
         match self {
-            OrderError::Account(_) => "account",
+            OrderError::Account(_) | OrderError::AccountGone(_) => "account",
             OrderError::Order(_) => "order",
             OrderError::Challenge(_) => "challenge",
             OrderError::Invalid(_) => "invalid",
-            OrderError::Timeout => "timeout",
+            OrderError::Timeout(_) => "timeout",
             OrderError::Finalize(_) => "finalize",
             OrderError::Store(_) => "store",
         }
@@ -56,8 +60,9 @@ impl OrderError {
 impl fmt::Display for OrderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            OrderError::Timeout => write!(f, "no certificate within {VALIDATION_TIMEOUT:?}"),
+            OrderError::Timeout(limit) => write!(f, "no answer or no certificate within {limit:?}"),
             OrderError::Account(m)
+            | OrderError::AccountGone(m)
             | OrderError::Order(m)
             | OrderError::Challenge(m)
             | OrderError::Invalid(m)
@@ -144,7 +149,16 @@ pub async fn order(
     let mut order = account
         .new_order(&NewOrder::new(&identifiers))
         .await
-        .map_err(|e| OrderError::Order(chain(&e)))?;
+        .map_err(|e| match &e {
+            // RFC 8555 §7.3.1: the account URL no longer names an account.
+            instant_acme::Error::Api(problem)
+                if problem.r#type.as_deref()
+                    == Some("urn:ietf:params:acme:error:accountDoesNotExist") =>
+            {
+                OrderError::AccountGone(chain(&e))
+            }
+            _ => OrderError::Order(chain(&e)),
+        })?;
     tracing::info!(url = order.url(), domains = ?config.domains, "acme: order created");
 
     let kind = match config.challenge {
@@ -187,7 +201,7 @@ pub async fn order(
         .initial_delay(Duration::from_millis(250))
         .timeout(VALIDATION_TIMEOUT);
     let status = order.poll_ready(&retries).await.map_err(|e| match e {
-        instant_acme::Error::Timeout(_) => OrderError::Timeout,
+        instant_acme::Error::Timeout(_) => OrderError::Timeout(VALIDATION_TIMEOUT),
         e => OrderError::Invalid(chain(&e)),
     })?;
     if status != OrderStatus::Ready {
@@ -215,7 +229,7 @@ pub async fn order(
         .poll_certificate(&retries)
         .await
         .map_err(|e| match e {
-            instant_acme::Error::Timeout(_) => OrderError::Timeout,
+            instant_acme::Error::Timeout(_) => OrderError::Timeout(VALIDATION_TIMEOUT),
             e => OrderError::Finalize(chain(&e)),
         })?;
     Ok(Issued {

@@ -60,6 +60,12 @@ impl Store {
         replace(&self.account_path(), &json)
     }
 
+    /// Sets the account aside (as `account.json.gone`) so the next attempt makes a new
+    /// one; kept rather than deleted, since its key still signs for old orders.
+    pub fn forget_account(&self) -> io::Result<()> {
+        fs::rename(self.account_path(), self.dir.join("account.json.gone"))
+    }
+
     /// The stored certificate, if there is one. An unreadable or unparsable file is an
     /// error the caller logs; it then orders a new one.
     pub fn certificate(&self) -> Result<Option<Certificate>, String> {

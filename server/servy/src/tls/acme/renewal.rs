@@ -22,6 +22,15 @@ const BACKOFF_MAX: Duration = Duration::from_secs(6 * 3600);
 /// How often ARI is asked again at most, whatever Retry-After says.
 const ARI_RECHECK_MAX: Duration = Duration::from_secs(24 * 3600);
 
+/// The longest one attempt may take, account and polls included. instant-acme's HTTP
+/// client has no timeout of its own: a CA that accepts and never answers must become a
+/// failure (and a backoff), not a renewal task stuck for ever.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The same for the quick questions asked while the certificate is current (the
+/// account's directory, ARI).
+const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
 pub async fn run(shared: Shared) {
     let Shared {
         config,
@@ -39,7 +48,11 @@ pub async fn run(shared: Shared) {
             Some(cert) if cert.covers(&config.domains) => {
                 if account.is_none() {
                     // For ARI only; a CA that is down now just means the fallback rule.
-                    account = order::stored_account(&config, &store).await;
+                    account =
+                        tokio::time::timeout(QUERY_TIMEOUT, order::stored_account(&config, &store))
+                            .await
+                            .ok()
+                            .flatten();
                 }
                 due(&cert, account.as_ref()).await
             }
@@ -64,9 +77,17 @@ pub async fn run(shared: Shared) {
         metrics.next_renewal.set(unix_seconds(SystemTime::now()));
 
         let started = std::time::Instant::now();
-        let outcome = attempt(&config, &store, &challenges, &mut account).await;
+        let outcome = tokio::time::timeout(
+            ATTEMPT_TIMEOUT,
+            attempt(&config, &store, &challenges, &mut account),
+        )
+        .await
+        .unwrap_or(Err(OrderError::Timeout(ATTEMPT_TIMEOUT)));
         match outcome {
             Ok(cert) => {
+                // Served first, then reported: whoever sees the log line or the counter
+                // can already connect and get it.
+                install(&tls, &cert);
                 failures = 0;
                 metrics.orders.with_label_values(&["ok"]).inc();
                 metrics.consecutive_failures.set(0);
@@ -76,12 +97,15 @@ pub async fn run(shared: Shared) {
                     took = ?started.elapsed(),
                     "acme: certificate issued and installed"
                 );
-                install(&tls, &cert);
                 current.store(Some(Arc::new(cert)));
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
-                let wait = backoff(config.retry_min, failures);
+                // A forgotten account is not a CA in trouble: a new one can be made at once.
+                let wait = match e {
+                    OrderError::AccountGone(_) => config.retry_min,
+                    _ => backoff(config.retry_min, failures),
+                };
                 metrics.orders.with_label_values(&[e.label()]).inc();
                 metrics.consecutive_failures.set(i64::from(failures));
                 metrics
@@ -95,8 +119,21 @@ pub async fn run(shared: Shared) {
                     serving_current = current.load().is_some(),
                     "acme: order failed; retrying later"
                 );
-                if matches!(e, OrderError::Account(_)) {
-                    account = None; // the CA may have been replaced meanwhile
+                match &e {
+                    // The CA may have been replaced meanwhile: connect afresh.
+                    OrderError::Account(_) => account = None,
+                    OrderError::AccountGone(_) => {
+                        account = None;
+                        match store.forget_account() {
+                            Ok(()) => tracing::warn!(
+                                "acme: the CA no longer knows the account; a new one is made next"
+                            ),
+                            Err(e) => {
+                                tracing::error!(error = %e, "acme: could not set the stale account aside")
+                            }
+                        }
+                    }
+                    _ => {}
                 }
                 tokio::time::sleep(wait).await;
             }
@@ -132,7 +169,11 @@ async fn due(cert: &Certificate, account: Option<&Account>) -> (SystemTime, Opti
     let (Some(account), Some(id)) = (account, &cert.ari_id) else {
         return fallback;
     };
-    match account.renewal_info(id).await {
+    let Ok(info) = tokio::time::timeout(QUERY_TIMEOUT, account.renewal_info(id)).await else {
+        tracing::debug!("acme: no renewal information in time; using a third of the lifetime");
+        return fallback;
+    };
+    match info {
         Ok((info, retry_after)) => {
             let window = info.suggested_window;
             let start = SystemTime::from(window.start);
