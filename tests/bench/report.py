@@ -12,7 +12,7 @@ import json
 import statistics
 from pathlib import Path
 
-COLOURS = {"servy": "#d9480f", "servy-zc-off": "#f59f00", "nginx": "#2b8a3e", "static-web-server": "#1c7ed6"}
+COLOURS = {"servy": "#d9480f", "servy-zc-off": "#f59f00", "servy-zc-auto": "#ae3ec9", "nginx": "#2b8a3e", "static-web-server": "#1c7ed6"}
 METRICS = [
     # key, label, format, better
     ("req_per_s", "requests/s", "{:,.0f}", "higher"),
