@@ -110,6 +110,17 @@ def variant_ratios(table: dict) -> dict[str, dict[str, float]]:
     return out
 
 
+def round_ratios(runs: list[dict]) -> dict[str, dict[int, float]]:
+    """servy's CPU per request over nginx's in each round, per load: whether rounds agree."""
+    cost = {(r["load"], r["server"], r["round"]): r["cpu_s"] / r["requests"] for r in runs if r["requests"]}
+    out: dict[str, dict[int, float]] = {}
+    for (load, server, rnd), c in cost.items():
+        n = cost.get((load, "nginx", rnd))
+        if server == "servy" and n:
+            out.setdefault(load, {})[rnd] = c / n
+    return out
+
+
 def cost_markdown(fit: dict, variants: dict) -> str:
     lines = ["", "## Fixed and per-byte cost", "",
              "CPU µs per request = a + b · KiB per request, least squares over every run of each server:", "",
@@ -231,6 +242,15 @@ def write(out: Path, meta: dict, runs: list[dict], profile: dict | None) -> dict
     md = markdown(meta, table, ratio)
     fit, variants = cost_fit(runs), variant_ratios(table)
     md += cost_markdown(fit, variants)
+    per_round = round_ratios(runs)
+    if per_round:
+        # nginx's CPU per request varied by a third between identical runs on a shared
+        # machine (README, "Zero-copy: measured"): a median hides that, the rounds show it.
+        md += "\nservy / nginx CPU per request, per round (rounds that disagree mean a noisy machine):\n\n"
+        md += "| load | " + " | ".join(f"round {r}" for r in sorted({r for v in per_round.values() for r in v})) + " |\n"
+        md += "|---|" + "---:|" * len({r for v in per_round.values() for r in v}) + "\n"
+        for load, v in per_round.items():
+            md += f"| {load} | " + " | ".join(f"{v[r]:.2f}" if r in v else "" for r in sorted({r for v in per_round.values() for r in v})) + " |\n"
     if profile:
         top = profile.get("top", {})
         md += f"\n## Where servy's time goes (wrk load, perf, {top.get('samples', 0)} samples)\n\n"
@@ -241,7 +261,8 @@ def write(out: Path, meta: dict, runs: list[dict], profile: dict | None) -> dict
     (out / "report.md").write_text(md)
     (out / "report.json").write_text(
         json.dumps({"meta": meta, "medians": table, "servy_over_nginx": ratio, "cost_fit": fit,
-                    "variants_over_nginx": variants, "runs": runs, "profile": profile}, indent=1)
+                    "variants_over_nginx": variants, "servy_over_nginx_per_round": per_round, "runs": runs,
+                    "profile": profile}, indent=1)
     )
     (out / "report.html").write_text(html_report(meta, table, ratio, md, bool(profile and profile.get("flamegraph"))))
     chart = bar_chart(
