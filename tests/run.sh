@@ -21,7 +21,7 @@ stage_rust() {
     cargo build --workspace --locked &&
     cargo nextest run --workspace --locked --no-fail-fast &&
     # The integration suite again with the other [http] zero_copy mode (sendfile vs writes).
-    SERVY_TEST_ZERO_COPY=off cargo nextest run -p servy --test it --locked --no-fail-fast)
+    SERVY_TEST_ZERO_COPY=auto cargo nextest run -p servy --test it --locked --no-fail-fast)
 }
 stage_nix() { bash tests/nix/check.sh; }
 stage_units() { bash tests/systemd/verify.sh; }

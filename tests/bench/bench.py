@@ -4,14 +4,15 @@
 One run: generate the site (tests/sitegen), build servy with it embedded, prepare
 nginx and static-web-server over the same files (plus .gz precompressed copies), then
 for each round and each server in turn (the order rotates every round): start the
-server pinned to one CPU, run the k6 blog scenario, the k6 browser scenario and wrk
-with many connections from the other CPU, measuring the server's CPU time and memory
+server pinned to one CPU, run the k6 blog scenario, the k6 browser scenario, wrk
+with many connections and wrk on the largest file (bigfile) from the other CPU, measuring the server's CPU time and memory
 from /proc, and stop it. Medians over rounds go to report.md, report.json and
 report.html in the output directory; --profile adds a flamegraph of servy under wrk.
 
     tests/bench/bench.py                      # full size, 3 rounds of 30 s, all servers
     tests/bench/bench.py --quick              # smoke: small site, 1 round of 3 s
     tests/bench/bench.py --servers servy,nginx --rounds 5 --profile
+    tests/bench/bench.py --servers servy-zc-auto,servy-zc-off,nginx --rounds 1   # zero-copy on, off, nginx
     echo /robots.txt > one.txt; tests/bench/bench.py --servers servy,nginx --loads wrk --wrk-paths one.txt
 
 Exits 1 if any request failed or any k6 threshold did not hold (after writing the
@@ -42,8 +43,8 @@ from measure import Meter  # noqa: E402
 from servers import Nginx, Servy, StaticWebServer, Stub, find_sws, parse_redirects, precompress, settle  # noqa: E402
 
 # "servy" runs the shipped defaults; each other servy variant changes one [http] key.
-SERVY_VARIANTS = {"servy": "", "servy-zc-off": 'zero_copy = "off"'}
-ALL_SERVERS = ["servy", "servy-zc-off", "nginx", "static-web-server"]
+SERVY_VARIANTS = {"servy": "", "servy-zc-auto": 'zero_copy = "auto"', "servy-zc-off": 'zero_copy = "off"'}
+ALL_SERVERS = ["servy", "servy-zc-auto", "nginx", "static-web-server"]
 # bigfile: wrk on the site's largest file only (an image of about 4 MB).
 ALL_LOADS = ["blog", "browser", "wrk", "bigfile"]
 
@@ -210,8 +211,8 @@ def main() -> int:
         "static-web-server answers aliases with 301 (it offers 301 and 302 only); servy and nginx with 308.",
         "failed: k6's failed requests plus failed checks, or wrk's socket errors plus non-2xx/3xx responses.",
         "CPU µs per request is also CPU ms per 1,000 requests (report.json has cpu_s_per_1k).",
-        'servy-zc-off is the same servy binary with [http] zero_copy = "off": every body written, none sent '
-        "with sendfile.",
+        'servy-zc-auto is the same servy binary with [http] zero_copy = "auto" (bodies of 32 KiB or more sent '
+        'with sendfile from the executable); servy-zc-off says zero_copy = "off", the default, explicitly.',
     ]
     sws = args.sws or find_sws()
     if "static-web-server" in servers and sws is None:

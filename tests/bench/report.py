@@ -12,7 +12,7 @@ import json
 import statistics
 from pathlib import Path
 
-COLOURS = {"servy": "#d9480f", "servy-zc-off": "#f59f00", "nginx": "#2b8a3e", "static-web-server": "#1c7ed6"}
+COLOURS = {"servy": "#d9480f", "servy-zc-off": "#f59f00", "servy-zc-auto": "#ae3ec9", "nginx": "#2b8a3e", "static-web-server": "#1c7ed6"}
 METRICS = [
     # key, label, format, better
     ("req_per_s", "requests/s", "{:,.0f}", "higher"),
@@ -124,6 +124,17 @@ def variant_ratios(table: dict) -> dict[str, dict[str, float]]:
             if name.startswith("servy") and n and n["cpu_us_per_req"] and n["p99_ms"]:
                 out.setdefault(load, {})[name] = m["cpu_us_per_req"] / n["cpu_us_per_req"]
                 out[load][f"{name} p99"] = m["p99_ms"] / n["p99_ms"]
+    return out
+
+
+def round_ratios(runs: list[dict]) -> dict[str, dict[int, float]]:
+    """servy's CPU per request over nginx's in each round, per load: whether rounds agree."""
+    cost = {(r["load"], r["server"], r["round"]): r["cpu_s"] / r["requests"] for r in runs if r["requests"]}
+    out: dict[str, dict[int, float]] = {}
+    for (load, server, rnd), c in cost.items():
+        n = cost.get((load, "nginx", rnd))
+        if server == "servy" and n:
+            out.setdefault(load, {})[rnd] = c / n
     return out
 
 
@@ -249,6 +260,15 @@ def write(out: Path, meta: dict, runs: list[dict], profile: dict | None, tables:
     md += extra_md
     fit, variants = cost_fit(runs), variant_ratios(table)
     md += cost_markdown(fit, variants)
+    per_round = round_ratios(runs)
+    if per_round:
+        # nginx's CPU per request varied by a third between identical runs on a shared
+        # machine (README, "Zero-copy: measured"): a median hides that, the rounds show it.
+        md += "\nservy / nginx CPU per request, per round (rounds that disagree mean a noisy machine):\n\n"
+        md += "| load | " + " | ".join(f"round {r}" for r in sorted({r for v in per_round.values() for r in v})) + " |\n"
+        md += "|---|" + "---:|" * len({r for v in per_round.values() for r in v}) + "\n"
+        for load, v in per_round.items():
+            md += f"| {load} | " + " | ".join(f"{v[r]:.2f}" if r in v else "" for r in sorted({r for v in per_round.values() for r in v})) + " |\n"
     if profile:
         top = profile.get("top", {})
         md += f"\n## Where servy's time goes (wrk load, perf, {top.get('samples', 0)} samples)\n\n"
@@ -259,7 +279,8 @@ def write(out: Path, meta: dict, runs: list[dict], profile: dict | None, tables:
     (out / "report.md").write_text(md)
     (out / "report.json").write_text(
         json.dumps({"meta": meta, "medians": table, "servy_over_nginx": ratio, "cost_fit": fit,
-                    "variants_over_nginx": variants, "runs": runs, "profile": profile}, indent=1)
+                    "variants_over_nginx": variants, "servy_over_nginx_per_round": per_round, "runs": runs,
+                    "profile": profile}, indent=1)
     )
     (out / "report.html").write_text(
         html_report(meta, table, ratio, md, bool(profile and profile.get("flamegraph")), extra_html)

@@ -12,7 +12,7 @@ use crate::support::http::{Response, connect_slow_reader, parse_pipelined, read_
 use crate::support::{Servy, get, request};
 
 /// `zero_copy_min_bytes` when the config leaves it out.
-const DEFAULT_MIN_BYTES: usize = 16 * 1024;
+const DEFAULT_MIN_BYTES: usize = 32 * 1024;
 
 /// servy with zero-copy on (whatever `SERVY_TEST_ZERO_COPY` says) for bodies of `min`
 /// bytes or more.
