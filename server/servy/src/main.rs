@@ -61,13 +61,14 @@ fn run(args: cli::Args) -> Result<(), Failure> {
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
     let config =
         Config::load(args.config.as_deref(), env).map_err(|e| Failure::Config(Box::new(e)))?;
-    if args.command == Command::Serve {
-        logging::init(&config.log);
-        std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
-    }
     // State, built once and before anything is bound, so a section that cannot run is a
     // config error (`--check` included): the asset table, the redirects, the metrics.
     let metrics = Arc::new(Metrics::new());
+    let log = (args.command == Command::Serve).then(|| {
+        let log = logging::init(&config.log, metrics.log_lines_dropped.clone());
+        std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
+        log
+    });
     let (redirects, refresher) = Redirects::new(config.redirects.clone(), &metrics)
         .map_err(|e| Failure::Config(Box::new(e)))?;
     if args.command == Command::Check {
@@ -86,9 +87,16 @@ fn run(args: cli::Args) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(Failure::startup)?;
+    let grace = config.limits.shutdown_grace;
     let result = runtime.block_on(serve(config, listeners, state));
     // A CPU profile may still be sampling on a blocking thread; don't wait for it.
     runtime.shutdown_timeout(Duration::from_millis(500));
+    // The last lines ("drained") are queued; a stalled journal gets the grace, no more.
+    if let Some(log) = log {
+        if !log.flush(grace) {
+            eprintln!("servy: log lines still queued after {grace:?}; exiting without them");
+        }
+    }
     result
 }
 

@@ -8,6 +8,7 @@ mod assets;
 mod conditional;
 mod config;
 mod encoding;
+mod logging;
 mod metrics;
 mod paths;
 mod range;
