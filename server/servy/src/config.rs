@@ -142,7 +142,16 @@ pub struct LimitsConfig {
     /// How long SIGTERM waits for in-flight responses.
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
+    /// Open connections per listener (the site's, the metrics'); at the cap new ones
+    /// wait in the kernel's backlog until one closes (nginx's `worker_connections`).
+    pub max_connections: usize,
+    /// Largest request head (HTTP/1) or header list (HTTP/2), in bytes; an HTTP/1 head
+    /// over it gets 431.
+    pub max_header_bytes: usize,
 }
+
+/// hyper refuses a smaller HTTP/1 read buffer than this (its `max_buf_size` asserts it).
+pub const MIN_HEADER_BYTES: usize = 8 * 1024;
 
 impl Default for HttpConfig {
     fn default() -> Self {
@@ -207,6 +216,11 @@ impl Default for LimitsConfig {
             request_timeout: Duration::from_secs(30),
             max_concurrency: 4096,
             shutdown_grace: Duration::from_secs(10),
+            // Sized for a small VM: 10,000 idle connections fit in tens of megabytes.
+            max_connections: 10_000,
+            // nginx allows 8 KiB per line and 32 KiB in all; 16 KiB is plenty for a site
+            // that sets no large cookies.
+            max_header_bytes: 16 * 1024,
         }
     }
 }
@@ -341,6 +355,15 @@ impl Config {
         }
         if self.limits.max_concurrency == 0 {
             return err("limits.max_concurrency must be at least 1".into());
+        }
+        if self.limits.max_connections == 0 {
+            return err("limits.max_connections must be at least 1".into());
+        }
+        if !(MIN_HEADER_BYTES..=1024 * 1024).contains(&self.limits.max_header_bytes) {
+            return err(format!(
+                "limits.max_header_bytes = {}: must be between {MIN_HEADER_BYTES} and 1048576",
+                self.limits.max_header_bytes
+            ));
         }
         if let Some(addr) = self
             .http
@@ -861,6 +884,11 @@ format = "auto"
                 "limits.request_timeout",
             ),
             ("[limits]\nmax_concurrency = 0\n", "max_concurrency"),
+            ("[limits]\nmax_connections = 0\n", "limits.max_connections"),
+            (
+                "[limits]\nmax_header_bytes = 4096\n",
+                "limits.max_header_bytes",
+            ),
             (
                 "[http]\nlisten = [\"127.0.0.1:9\"]\n[metrics]\nlisten = [\"127.0.0.1:9\"]\n",
                 "127.0.0.1:9",

@@ -8,8 +8,10 @@
 //! up while a slow redirects source is still loading; READY waits for that first load.
 #![deny(unsafe_code)] // allowed in `listeners` only, at the systemd boundary
 
+mod cap;
 mod cli;
 mod config;
+mod http1;
 mod listeners;
 mod logging;
 mod metrics;

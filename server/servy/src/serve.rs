@@ -13,6 +13,7 @@ use std::time::Duration;
 use axum::extract::Request;
 use axum::response::Response;
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -23,7 +24,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::Service;
 
+use crate::cap::ConnectionCap;
 use crate::config::LimitsConfig;
+
+/// Streams one HTTP/2 connection may have open at once (nginx's default).
+const H2_MAX_STREAMS: u32 = 128;
 
 /// What an HTTP/2 connection without TLS (h2c, prior knowledge) starts with.
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -34,29 +39,39 @@ pub struct Server {
     graceful: Arc<GracefulShutdown>,
     stop: watch::Sender<bool>,
     accepting: Vec<JoinHandle<()>>,
+    /// `limits.max_connections`, and each listener's count against it.
+    max_connections: usize,
+    caps: Vec<ConnectionCap>,
 }
 
 /// One builder per protocol: servy sniffs the protocol itself (see [`sniff`]).
 struct Builders {
-    http1: auto::Builder<TokioExecutor>,
+    /// hyper's own HTTP/1 builder: [`crate::http1`] needs its connection type.
+    http1: http1::Builder,
     http2: auto::Builder<TokioExecutor>,
     header_read_timeout: Duration,
 }
 
 impl Server {
     pub fn new(limits: &LimitsConfig) -> Server {
-        let mut http1 = auto::Builder::new(TokioExecutor::new()).http1_only();
+        let mut http1 = http1::Builder::new();
         // A client gets this long to send a request's headers; this also closes idle
-        // keep-alive connections after the same time.
+        // keep-alive connections after the same time. A head over max_header_bytes gets
+        // 431; the read buffer need not grow past it (hyper's floor is 8 KiB).
         http1
-            .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout);
+            .header_read_timeout(limits.header_read_timeout)
+            .max_header_size(limits.max_header_bytes)
+            .max_buf_size(limits.max_header_bytes.max(crate::config::MIN_HEADER_BYTES));
         let mut http2 = auto::Builder::new(TokioExecutor::new()).http2_only();
+        // The same header bound, advertised (SETTINGS_MAX_HEADER_LIST_SIZE); streams
+        // bounded per connection, as nginx's http2_max_concurrent_streams (128).
         http2
             .http2()
             .timer(TokioTimer::new())
-            .keep_alive_interval(limits.header_read_timeout);
+            .keep_alive_interval(limits.header_read_timeout)
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(H2_MAX_STREAMS);
         let builders = Arc::new(Builders {
             http1,
             http2,
@@ -67,6 +82,8 @@ impl Server {
             graceful: Arc::new(GracefulShutdown::new()),
             stop: watch::channel(false).0,
             accepting: Vec::new(),
+            max_connections: limits.max_connections,
+            caps: Vec::new(),
         }
     }
 
@@ -76,15 +93,20 @@ impl Server {
         S: Service<Request<Incoming>, Response = Response, Error = std::convert::Infallible>
             + Clone
             + Send
+            + Unpin
             + 'static,
         S::Future: Send + 'static,
     {
         let listener = TcpListener::from_std(listener)?;
+        // Per listener, so a flood on the site cannot lock out the metrics listener.
+        let cap = ConnectionCap::new(self.max_connections);
+        self.caps.push(cap.clone());
         let task = accept_loop(
             listener,
             service,
             self.builders.clone(),
             self.graceful.clone(),
+            cap,
             self.stop.subscribe(),
         );
         self.accepting.push(tokio::spawn(task));
@@ -102,9 +124,14 @@ impl Server {
         let Ok(graceful) = Arc::try_unwrap(self.graceful) else {
             return false;
         };
-        tokio::time::timeout(grace, graceful.shutdown())
-            .await
-            .is_ok()
+        // HTTP/2 connections are watched by `graceful`; every connection holds a slot.
+        let caps = async {
+            for cap in &self.caps {
+                cap.all_closed().await;
+            }
+        };
+        let all = async { tokio::join!(graceful.shutdown(), caps) };
+        tokio::time::timeout(grace, all).await.is_ok()
     }
 }
 
@@ -113,15 +140,22 @@ async fn accept_loop<S>(
     service: S,
     builders: Arc<Builders>,
     graceful: Arc<GracefulShutdown>,
+    cap: ConnectionCap,
     mut stop: watch::Receiver<bool>,
 ) where
     S: Service<Request<Incoming>, Response = Response, Error = std::convert::Infallible>
         + Clone
         + Send
+        + Unpin
         + 'static,
     S::Future: Send + 'static,
 {
     loop {
+        // At the cap, stop accepting until a connection closes (see `cap`).
+        let slot = tokio::select! {
+            slot = cap.admit() => slot,
+            _ = stop.changed() => return,
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.changed() => return,
@@ -140,7 +174,7 @@ async fn accept_loop<S>(
         let _ = stream.set_nodelay(true);
         let watcher = graceful.watcher();
         let builders = builders.clone();
-        let service = TowerToHyperService::new(service.clone());
+        let service = service.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let sniffed = tokio::select! {
@@ -151,11 +185,19 @@ async fn accept_loop<S>(
             let Ok(Ok((stream, h2))) = sniffed else {
                 return; // silent, slow or gone before saying anything: close
             };
-            let builder = if h2 { &builders.http2 } else { &builders.http1 };
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            if !h2 {
+                let timeout = builders.header_read_timeout;
+                crate::http1::serve(&builders.http1, stream, service, timeout, stop).await;
+                return;
+            }
+            let service = TowerToHyperService::new(service);
+            let conn = builders
+                .http2
+                .serve_connection(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(error = %e, "connection closed with an error");
             }
+            drop(slot);
         });
     }
 }

@@ -7,6 +7,7 @@ mod support;
 mod assets;
 mod conditional;
 mod config;
+mod connections;
 mod encoding;
 mod logging;
 mod metrics;
