@@ -176,7 +176,7 @@ async fn accept_loop<S>(
         let builders = builders.clone();
         let service = service.clone();
         let mut stop = stop.clone();
-        tokio::spawn(async move {
+        let task = async move {
             let sniffed = tokio::select! {
                 sniffed = tokio::time::timeout(builders.header_read_timeout, sniff(stream)) => sniffed,
                 // A preconnected browser socket that never spoke must not hold the drain.
@@ -194,11 +194,13 @@ async fn accept_loop<S>(
             let conn = builders
                 .http2
                 .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn).await {
+            // Boxed, so an HTTP/1 connection's task does not carry room for HTTP/2's state.
+            if let Err(e) = Box::pin(watcher.watch(conn)).await {
                 tracing::debug!(error = %e, "connection closed with an error");
             }
             drop(slot);
-        });
+        };
+        tokio::spawn(task);
     }
 }
 
