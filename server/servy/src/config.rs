@@ -203,8 +203,10 @@ impl Default for CacheConfig {
     fn default() -> Self {
         Self {
             html: "no-cache".into(),
-            immutable: "public, max-age=31536000, immutable".into(),
-            default: "public, max-age=3600".into(),
+            // No `public`: these responses carry no Authorization, so shared caches may
+            // store them anyway, and REDbot flags `public` as unnecessary.
+            immutable: "max-age=31536000, immutable".into(),
+            default: "max-age=3600".into(),
         }
     }
 }
