@@ -33,10 +33,11 @@ use tokio::time::Sleep;
 use tower::{Service, ServiceExt};
 
 /// How long a keep-alive connection is idle before it parks. Short, so buffers do not
-/// pile up under a burst of connections; long enough that a client sending its next
-/// request at once (a page's assets, a benchmark) does not pay for a new hyper connection
-/// per request (parking at once cost about 14 % more CPU per request under wrk).
-const PARK_AFTER: Duration = Duration::from_millis(50);
+/// pile up under a burst of new connections (their peak stays in the heap); long enough
+/// that a client sending its next request at once (a page's assets, a benchmark) does not
+/// pay for a new hyper connection per request (parking at once cost about 14 % more CPU
+/// per request under wrk).
+const PARK_AFTER: Duration = Duration::from_millis(10);
 
 /// Serves HTTP/1 on `io` until the client leaves, `idle_timeout` passes with nothing
 /// asked, or `stop` turns true (then in-flight requests finish first).
