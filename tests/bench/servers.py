@@ -4,10 +4,13 @@ Every server serves the same generated site on 127.0.0.1, pinned to one CPU with
 taskset, and answers the same aliases with a permanent redirect:
 
 - servy: the site embedded at build time; redirects fetched from the stub server
-  (a real upstream, as in production); request log off, as nginx's access log is.
+  (a real upstream, as in production). `servy` runs the shipped defaults: request log
+  on, text on stderr (no journald here), which the runner sends to a file; `servy-nolog`
+  is the same with `[log] requests = false`.
 - nginx (Debian's nginx-light): one worker, sendfile + tcp_nopush, open_file_cache,
-  gzip_static over .gz files written next to the originals, access log off,
-  keep-alive, the aliases as a `map` answered with 308. nginx-light has no brotli
+  gzip_static over .gz files written next to the originals, keep-alive, the aliases
+  as a `map` answered with 308. `nginx` has its access log off; `nginx-log` writes it
+  to a file with `buffer=64k`, as an admin who keeps one would. nginx-light has no brotli
   module, so it can only offer gzip.
 - static-web-server: its precompressed-files option on (--compression-static) over
   the same .gz files, dynamic compression off, the aliases as 301 redirects in its
@@ -109,8 +112,11 @@ class Server:
 class Servy(Server):
     name = "servy"
 
-    def __init__(self, workdir: Path, cpu: int, binary: Path, redirects_source: str, profiling: bool):
+    def __init__(self, workdir: Path, cpu: int, binary: Path, redirects_source: str, profiling: bool,
+                 request_log: bool = True):
         super().__init__(workdir, cpu)
+        self.name = "servy" if request_log else "servy-nolog"
+        self.request_log = request_log
         self.binary = binary
         self.redirects_source = redirects_source
         self.profiling = profiling
@@ -122,8 +128,10 @@ class Servy(Server):
         while self.metrics_port == self.port:
             self.metrics_port = free_port()
         config = self.workdir / "servy.toml"
+        # The shipped defaults (request log on, level info), or with the request line off.
+        log = "" if self.request_log else "[log]\nrequests = false\n"
         config.write_text(
-            f"""# Benchmark configuration: request log off, as nginx's access log is.
+            f"""# Benchmark configuration: the shipped defaults but for listen, profiling, redirects.
 [http]
 listen = ["127.0.0.1:{self.port}"]
 [metrics]
@@ -132,10 +140,7 @@ profiling = {str(self.profiling).lower()}
 [redirects]
 source = "{self.redirects_source}"
 status = 308
-[log]
-level = "warn"
-requests = false
-"""
+{log}"""
         )
         return [str(self.binary), "--config", str(config)]
 
@@ -143,8 +148,11 @@ requests = false
 class Nginx(Server):
     name = "nginx"
 
-    def __init__(self, workdir: Path, cpu: int, root: Path, redirects: list[tuple[str, str]]):
+    def __init__(self, workdir: Path, cpu: int, root: Path, redirects: list[tuple[str, str]],
+                 access_log: bool = False):
         super().__init__(workdir, cpu)
+        self.name = "nginx-log" if access_log else "nginx"
+        self.access_log = access_log
         self.root = root
         self.redirects = redirects
 
@@ -154,6 +162,7 @@ class Nginx(Server):
             (prefix / d).mkdir(parents=True, exist_ok=True)
         short_links = "".join(f'    "/{a}" "{t}";\n    "/{a}/" "{t}";\n' for a, t in self.redirects)
         tmp = prefix / "tmp"
+        access_log = f"access_log {prefix}/logs/access.log combined buffer=64k;" if self.access_log else "access_log off;"
         (prefix / "nginx.conf").write_text(
             f"""# One worker on one CPU, tuned as a performance-minded admin would.
 worker_processes 1;
@@ -164,7 +173,7 @@ events {{ worker_connections 4096; }}
 http {{
   include /etc/nginx/mime.types;
   default_type application/octet-stream;
-  access_log off;
+  {access_log}
   sendfile on;
   tcp_nopush on;
   tcp_nodelay on;
