@@ -26,6 +26,8 @@ command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 command -v deadnix >/dev/null || cargo install --locked deadnix
 # The NixOS test driver lints its Python scripts with pyflakes; the nix stage does too.
 python3 -m pyflakes --version >/dev/null 2>&1 || pip install -q pyflakes
+# REDbot: the smoke stage checks servy's headers with it (tests/bench/redbot.py).
+command -v redbot >/dev/null || { echo "install-deps: pip: redbot"; pip install -q "redbot==2.7.1"; }
 
 # MDN HTTP Observatory (smoke stage, tests/observatory/scan.sh). --ignore-scripts: its
 # postinstall downloads the HSTS preload and TLD lists; scan.sh writes small ones instead.

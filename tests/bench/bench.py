@@ -42,11 +42,17 @@ import report  # noqa: E402
 from measure import Meter  # noqa: E402
 from servers import Nginx, Servy, StaticWebServer, Stub, find_sws, parse_redirects, precompress, settle  # noqa: E402
 
-# "servy" runs the shipped defaults; each other servy variant changes one [http] key.
-SERVY_VARIANTS = {"servy": "", "servy-zc-auto": 'zero_copy = "auto"', "servy-zc-off": 'zero_copy = "off"'}
-ALL_SERVERS = ["servy", "servy-zc-auto", "nginx", "static-web-server"]
-# bigfile: wrk on the site's largest file only (an image of about 4 MB).
-ALL_LOADS = ["blog", "browser", "wrk", "bigfile"]
+# "servy" runs the shipped defaults; each other servy variant changes one key, named here.
+SERVY_VARIANTS = {
+    "servy": {},
+    "servy-nolog": {"request_log": False},
+    "servy-zc-auto": {"http_extra": 'zero_copy = "auto"'},
+    "servy-zc-off": {"http_extra": 'zero_copy = "off"'},
+}
+ALL_SERVERS = ["servy", "servy-nolog", "servy-zc-auto", "nginx", "nginx-log", "static-web-server"]
+# bigfile: wrk on the site's largest file only (an image of about 4 MB); conns: idle
+# keep-alive connections held open (memory per connection).
+ALL_LOADS = ["blog", "browser", "wrk", "bigfile", "conns"]
 
 
 def log(msg: str) -> None:
@@ -166,6 +172,7 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=30, help="seconds per load run")
     ap.add_argument("--vus", type=int, default=10, help="k6 virtual users")
     ap.add_argument("--connections", type=int, default=32, help="wrk connections")
+    ap.add_argument("--idle-conns", type=int, default=1000, help="conns load: keep-alive connections held idle")
     ap.add_argument("--scale", type=float, default=1.0, help="site size (0.05 for a small site)")
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--out", type=Path, help="output dir (default tests/out/bench-<timestamp>)")
@@ -200,12 +207,17 @@ def main() -> int:
     bad = [s for s in servers if s not in ALL_SERVERS] + [l for l in wanted_loads if l not in ALL_LOADS]
     if bad:
         ap.error(f"unknown server or load: {', '.join(bad)}")
-    for tool in ["k6", "taskset"] + (["wrk"] if "wrk" in wanted_loads else []) + (["nginx"] if "nginx" in servers else []):
+    nginx_wanted = "nginx" in servers or "nginx-log" in servers
+    for tool in ["k6", "taskset"] + (["wrk"] if "wrk" in wanted_loads else []) + (["nginx"] if nginx_wanted else []):
         if not shutil.which(tool):
             log(f"{tool} not found on PATH")
             return 2
     notes = [
-        "servy runs with its request log off ([log] requests = false), as nginx's access log is off.",
+        "servy runs the shipped defaults: request log on, text on stderr (journald is not available here), "
+        "which the runner writes to a file; servy-nolog is the same with [log] requests = false.",
+        "nginx has its access log off; nginx-log writes it to a file (access_log ... combined buffer=64k).",
+        "conns: N keep-alive connections, one GET / each, then held idle 3 s; KiB / idle conn is the "
+        "server's RssAnon growth over N, fresh req ms the time for a new connection's GET / meanwhile.",
         "nginx and static-web-server serve precompressed .gz files; nginx-light has no brotli module "
         "and Python's standard library writes no .br, so they offer gzip only, while servy has br/gzip/zstd.",
         "static-web-server answers aliases with 301 (it offers 301 and 302 only); servy and nginx with 308.",
@@ -240,7 +252,7 @@ def main() -> int:
     redirects = parse_redirects(redirects_file)
 
     precompressed = gen / "site-precompressed"
-    if ("nginx" in servers or "static-web-server" in servers) and not precompressed.exists():
+    if (nginx_wanted or "static-web-server" in servers) and not precompressed.exists():
         written = precompress(site, precompressed)
         log(f"precompressed copy: {written['files']} files, {written['gz']} .gz")
 
@@ -255,10 +267,11 @@ def main() -> int:
     made = {
         **{
             name: (lambda name=name: Servy(out / name, args.server_cpu, servy_bin, redirects_source,
-                                           args.profile and name == "servy", SERVY_VARIANTS[name]))
+                                           args.profile and name == "servy", name=name, **SERVY_VARIANTS[name]))
             for name in SERVY_VARIANTS
         },
         "nginx": lambda: Nginx(out / "nginx", args.server_cpu, precompressed, redirects),
+        "nginx-log": lambda: Nginx(out / "nginx-log", args.server_cpu, precompressed, redirects, access_log=True),
         "static-web-server": lambda: StaticWebServer(out / "sws", args.server_cpu, sws, precompressed, redirects),
     }
 
@@ -275,7 +288,10 @@ def main() -> int:
                     for load in wanted_loads:
                         tag = f"r{rnd + 1}-{name}-{load}"
                         with Meter(server.pid) as meter:
-                            if load in ("wrk", "bigfile"):
+                            if load == "conns":
+                                result = loads.conns(server.url, server.pid, args.idle_conns, 3.0,
+                                                     out / "runs" / tag)
+                            elif load in ("wrk", "bigfile"):
                                 # 32 downloads of 4 MB at once: wrk's 2 s default timeout is too short
                                 # for the last of them on a loaded machine.
                                 result = loads.wrk(server.url, request_paths if load == "wrk" else bigfile_paths,

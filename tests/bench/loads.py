@@ -109,3 +109,100 @@ def wrk(url: str, request_paths: Path, connections: int, duration_s: int, cpu: i
         "thresholds_ok": r["errors"] + r["status_errors"] == 0,
     }
 
+
+
+def conns(url: str, pid: int, n: int, hold_s: float, out: Path) -> dict:
+    """N keep-alive connections, one request each, then held idle for hold_s: the server's
+    anonymous memory per idle connection, and whether a fresh request is served within
+    1 s while they are held. Runs in this process (plain sockets), not pinned."""
+    import resource
+    import socket
+    import time
+
+    from measure import memory_kib
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n + 64:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 256), hard))
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    out.mkdir(parents=True, exist_ok=True)
+    before = memory_kib(pid)["RssAnon"]
+    held: list[socket.socket] = []
+    failed = 0
+    received = 0
+    start = time.monotonic()
+    try:
+        for _ in range(n):
+            s = socket.create_connection((host, int(port)), timeout=10)
+            try:
+                received += _get(s)
+                held.append(s)
+            except OSError:
+                failed += 1
+                s.close()
+        duration = time.monotonic() - start
+        time.sleep(hold_s)  # idle, as a client that opened connections and went quiet
+        after = memory_kib(pid)["RssAnon"]
+        fresh_start = time.monotonic()
+        try:
+            with socket.create_connection((host, int(port)), timeout=5) as fresh:
+                received += _get(fresh)
+            fresh_ms = (time.monotonic() - fresh_start) * 1000
+        except OSError:
+            failed += 1
+            fresh_ms = float("inf")
+        # Still open after the hold (a server may close idle connections sooner).
+        still_open = sum(1 for s in held if _open(s))
+    finally:
+        for s in held:
+            s.close()
+    result = {
+        "requests": n + 1,
+        "bytes": received,
+        "duration_s": duration,
+        "p50_ms": 0.0,
+        "p95_ms": 0.0,
+        "p99_ms": fresh_ms,
+        "failed": failed + (fresh_ms >= 1000),
+        "thresholds_ok": failed == 0 and fresh_ms < 1000,
+        "idle_conns": len(held),
+        "idle_open_after_hold": still_open,
+        "kib_per_idle_conn": (after - before) / max(len(held), 1),
+        "fresh_ms": fresh_ms,
+    }
+    (out / "conns.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _get(s) -> int:
+    """One keep-alive GET / on s; returns the bytes of the whole response."""
+    s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise OSError("closed before the response head")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(l.split(b":", 1)[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise OSError("closed mid-body")
+        body += chunk
+    return len(head) + 4 + len(body)
+
+
+def _open(s) -> bool:
+    """True if the peer has not closed s (nothing readable, or data but no EOF)."""
+    import socket
+
+    s.setblocking(False)
+    try:
+        return s.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        s.setblocking(True)

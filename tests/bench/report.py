@@ -12,7 +12,15 @@ import json
 import statistics
 from pathlib import Path
 
-COLOURS = {"servy": "#d9480f", "servy-zc-off": "#f59f00", "servy-zc-auto": "#ae3ec9", "nginx": "#2b8a3e", "static-web-server": "#1c7ed6"}
+COLOURS = {
+    "servy": "#d9480f",
+    "servy-nolog": "#f08c00",
+    "servy-zc-off": "#f59f00",
+    "servy-zc-auto": "#ae3ec9",
+    "nginx": "#2b8a3e",
+    "nginx-log": "#74b816",
+    "static-web-server": "#1c7ed6",
+}
 METRICS = [
     # key, label, format, better
     ("req_per_s", "requests/s", "{:,.0f}", "higher"),
@@ -27,6 +35,9 @@ METRICS = [
     ("cpu_busy_pct", "server CPU %", "{:.0f}", "lower"),
     ("rss_anon_mib", "RssAnon MiB", "{:.1f}", "lower"),
     ("rss_mib", "RSS MiB", "{:.1f}", "lower"),
+    # The conns load only (0 elsewhere).
+    ("kib_per_idle_conn", "KiB / idle conn", "{:.1f}", "lower"),
+    ("fresh_ms", "fresh req ms", "{:.1f}", "lower"),
 ]
 
 
@@ -46,6 +57,8 @@ def derive(run: dict) -> dict:
         "cpu_busy_pct": run["cpu_s"] / dur * 100,
         "rss_anon_mib": run["rss_anon_peak_kib"] / 1024,
         "rss_mib": run["rss_peak_kib"] / 1024,
+        "kib_per_idle_conn": run.get("kib_per_idle_conn", 0.0),
+        "fresh_ms": run.get("fresh_ms", 0.0),
     }
 
 
@@ -94,6 +107,8 @@ def extra_tables(tables: list[dict]) -> tuple[str, str]:
         body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in t["rows"])
         html_out += f"<h2>{html.escape(t['title'])}</h2><table><tr>{head}</tr>{body}</table>"
     return md, html_out
+
+
 def cost_fit(runs: list[dict]) -> dict[str, dict[str, float]]:
     """Per server, least squares over every run: CPU µs per request = a + b · KiB per request.
 
@@ -154,6 +169,21 @@ def cost_markdown(fit: dict, variants: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def log_ratios(table: dict) -> dict[str, dict[str, float]]:
+    """CPU per request of servy (request log on, the default) over servy-nolog (≤ 1.1 is the
+    target) and over nginx-log (nginx with its access log; ≤ 1 is the target)."""
+    out: dict[str, dict[str, float]] = {}
+    for load, servers in table.items():
+        s = servers.get("servy")
+        if not s or load == "conns":
+            continue
+        for other, key in (("servy-nolog", "log_on_over_off"), ("nginx-log", "over_nginx_log")):
+            o = servers.get(other)
+            if o and o["cpu_us_per_req"]:
+                out.setdefault(load, {})[key] = s["cpu_us_per_req"] / o["cpu_us_per_req"]
+    return out
+
+
 def markdown(meta: dict, table: dict, ratio: dict) -> str:
     cols = [m for m in METRICS if m[0] != "cpu_s_per_1k"]
     lines = [
@@ -174,6 +204,14 @@ def markdown(meta: dict, table: dict, ratio: dict) -> str:
         lines += ["| load | CPU per request | requests/s | p99 |", "|---|---:|---:|---:|"]
         for load, r in ratio.items():
             lines.append(f"| {load} | {r['cpu_per_req']:.2f} | {r['req_per_s']:.2f} | {r['p99']:.2f} |")
+    logs = log_ratios(table)
+    if logs:
+        lines += ["", "servy's request log, CPU per request (servy / servy-nolog ≤ 1.10 and servy / nginx-log ≤ 1.00 "
+                  "are the targets):", ""]
+        lines += ["| load | servy / servy-nolog | servy / nginx-log |", "|---|---:|---:|"]
+        for load, r in logs.items():
+            cells = [f"{r[k]:.2f}" if k in r else "–" for k in ("log_on_over_off", "over_nginx_log")]
+            lines.append(f"| {load} | " + " | ".join(cells) + " |")
     if meta.get("notes"):
         lines += [""] + [f"- {note}" for note in meta["notes"]]
     return "\n".join(lines) + "\n"
@@ -278,7 +316,8 @@ def write(out: Path, meta: dict, runs: list[dict], profile: dict | None, tables:
         md += "".join(f"| `{f}` | {p:.1f}% |\n" for f, p in top.get("total", []))
     (out / "report.md").write_text(md)
     (out / "report.json").write_text(
-        json.dumps({"meta": meta, "medians": table, "servy_over_nginx": ratio, "cost_fit": fit,
+        json.dumps({"meta": meta, "medians": table, "servy_over_nginx": ratio, "request_log": log_ratios(table),
+                    "cost_fit": fit,
                     "variants_over_nginx": variants, "servy_over_nginx_per_round": per_round, "runs": runs,
                     "profile": profile}, indent=1)
     )

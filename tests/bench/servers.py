@@ -4,10 +4,13 @@ Every server serves the same generated site on 127.0.0.1, pinned to one CPU with
 taskset, and answers the same aliases with a permanent redirect:
 
 - servy: the site embedded at build time; redirects fetched from the stub server
-  (a real upstream, as in production); request log off, as nginx's access log is.
+  (a real upstream, as in production). `servy` runs the shipped defaults: request log
+  on, text on stderr (no journald here), which the runner sends to a file; `servy-nolog`
+  is the same with `[log] requests = false`.
 - nginx (Debian's nginx-light): one worker, sendfile + tcp_nopush, open_file_cache,
-  gzip_static over .gz files written next to the originals, access log off,
-  keep-alive, the aliases as a `map` answered with 308. nginx-light has no brotli
+  gzip_static over .gz files written next to the originals, keep-alive, the aliases
+  as a `map` answered with 308. `nginx` has its access log off; `nginx-log` writes it
+  to a file with `buffer=64k`, as an admin who keeps one would. nginx-light has no brotli
   module, so it can only offer gzip.
 - static-web-server: its precompressed-files option on (--compression-static) over
   the same .gz files, dynamic compression off, the aliases as 301 redirects in its
@@ -115,8 +118,10 @@ class Servy(Server):
     name = "servy"
 
     def __init__(self, workdir: Path, cpu: int, binary: Path, redirects_source: str, profiling: bool,
-                 http_extra: str = ""):
+                 http_extra: str = "", request_log: bool = True, name: str = "servy"):
         super().__init__(workdir, cpu)
+        self.name = name
+        self.request_log = request_log
         self.binary = binary
         self.redirects_source = redirects_source
         self.profiling = profiling
@@ -130,8 +135,10 @@ class Servy(Server):
         while self.metrics_port == self.port:
             self.metrics_port = free_port()
         config = self.workdir / "servy.toml"
+        # The shipped defaults (request log on, level info), or with the request line off.
+        log = "" if self.request_log else "[log]\nrequests = false\n"
         config.write_text(
-            f"""# Benchmark configuration: request log off, as nginx's access log is.
+            f"""# Benchmark configuration: the shipped defaults but for listen, profiling, redirects.
 [http]
 listen = ["127.0.0.1:{self.port}"]
 {self.http_extra}
@@ -141,10 +148,7 @@ profiling = {str(self.profiling).lower()}
 [redirects]
 source = "{self.redirects_source}"
 status = 308
-[log]
-level = "warn"
-requests = false
-"""
+{log}"""
         )
         return [str(self.binary), "--config", str(config)]
 
@@ -152,8 +156,11 @@ requests = false
 class Nginx(Server):
     name = "nginx"
 
-    def __init__(self, workdir: Path, cpu: int, root: Path, redirects: list[tuple[str, str]]):
+    def __init__(self, workdir: Path, cpu: int, root: Path, redirects: list[tuple[str, str]],
+                 access_log: bool = False):
         super().__init__(workdir, cpu)
+        self.name = "nginx-log" if access_log else "nginx"
+        self.access_log = access_log
         self.root = root
         self.redirects = redirects
 
@@ -168,7 +175,7 @@ class Nginx(Server):
             + nginx_conf(
                 WORKER_PROCESSES="1",
                 MIME_TYPES="/etc/nginx/mime.types",
-                ACCESS_LOG="off",
+                ACCESS_LOG=f"{prefix}/logs/access.log combined buffer=64k" if self.access_log else "off",
                 TEMP_DIR=str(tmp),
                 SHORT_LINKS=nginx_short_links(self.redirects),
                 LISTEN=f"127.0.0.1:{self.port}",

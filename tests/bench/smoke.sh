@@ -2,8 +2,9 @@
 # CI smoke of the load tooling: a small generated site (scale 0.05), served by servy
 # (redirects fetched from servy-stub, so aliases are real) and by nginx, each loaded for
 # a few seconds by the k6 blog scenario with 10 virtual users. Fails on any failed
-# request or check; prints a short table. Then testssl.sh checks servy's HTTPS
-# (tests/tls/testssl.sh), and pebble + lego renew a certificate servy serves
+# request or check; prints a short table. Then REDbot checks one URL of each kind
+# (tests/bench/redbot.py) and fails on any BAD or WARN note; testssl.sh checks servy's
+# HTTPS (tests/tls/testssl.sh), and pebble + lego renew a certificate servy serves
 # (tests/tls/renewal.sh).
 #
 # usage: tests/bench/smoke.sh [OUT_DIR]      (default tests/out/smoke)
@@ -42,6 +43,9 @@ if [[ $status -ne 0 ]]; then
 fi
 # The table only: the report's header and notes are in $out/report.md.
 grep '^|' "$out/bench.out"
+# REDbot over one URL of each kind, shipped defaults: no BAD, no WARN.
+timeout 180 python3 "$here/redbot.py" --servy "$out/bin/servy" --stub "$out/bin/servy-stub" \
+  --site "$out/site" --out "$out/redbot" || { echo "smoke: REDbot found problems" >&2; exit 1; }
 # The same release servy over HTTPS, as testssl.sh sees it (about 40 s).
 bash "$repo/tests/tls/testssl.sh" "$out/bin/servy" "$out/testssl"
 # Renewal with pebble and lego, reloaded by SIGHUP (about 10 s).

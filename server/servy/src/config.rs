@@ -195,7 +195,16 @@ pub struct LimitsConfig {
     /// How long SIGTERM waits for in-flight responses.
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
+    /// Open connections per listener (the site's, the metrics'); at the cap new ones
+    /// wait in the kernel's backlog until one closes (nginx's `worker_connections`).
+    pub max_connections: usize,
+    /// Largest request head (HTTP/1) or header list (HTTP/2), in bytes; an HTTP/1 head
+    /// over it gets 431.
+    pub max_header_bytes: usize,
 }
+
+/// hyper refuses a smaller HTTP/1 read buffer than this (its `max_buf_size` asserts it).
+pub const MIN_HEADER_BYTES: usize = 8 * 1024;
 
 /// Certificates that servy obtains and renews itself from an ACME CA (RFC 8555).
 #[derive(Debug, Clone, Deserialize)]
@@ -321,8 +330,10 @@ impl Default for CacheConfig {
     fn default() -> Self {
         Self {
             html: "no-cache".into(),
-            immutable: "public, max-age=31536000, immutable".into(),
-            default: "public, max-age=3600".into(),
+            // No `public`: these responses carry no Authorization, so shared caches may
+            // store them anyway, and REDbot flags `public` as unnecessary.
+            immutable: "max-age=31536000, immutable".into(),
+            default: "max-age=3600".into(),
         }
     }
 }
@@ -334,6 +345,11 @@ impl Default for LimitsConfig {
             request_timeout: Duration::from_secs(30),
             max_concurrency: 4096,
             shutdown_grace: Duration::from_secs(10),
+            // Sized for a small VM: 10,000 idle connections fit in tens of megabytes.
+            max_connections: 10_000,
+            // nginx allows 8 KiB per line and 32 KiB in all; 16 KiB is plenty for a site
+            // that sets no large cookies.
+            max_header_bytes: 16 * 1024,
         }
     }
 }
@@ -504,6 +520,15 @@ impl Config {
         }
         if self.limits.max_concurrency == 0 {
             return err("limits.max_concurrency must be at least 1".into());
+        }
+        if self.limits.max_connections == 0 {
+            return err("limits.max_connections must be at least 1".into());
+        }
+        if !(MIN_HEADER_BYTES..=1024 * 1024).contains(&self.limits.max_header_bytes) {
+            return err(format!(
+                "limits.max_header_bytes = {}: must be between {MIN_HEADER_BYTES} and 1048576",
+                self.limits.max_header_bytes
+            ));
         }
         let listens = [
             ("http.listen", &self.http.listen),
@@ -1146,6 +1171,11 @@ format = "auto"
                 "limits.request_timeout",
             ),
             ("[limits]\nmax_concurrency = 0\n", "max_concurrency"),
+            ("[limits]\nmax_connections = 0\n", "limits.max_connections"),
+            (
+                "[limits]\nmax_header_bytes = 4096\n",
+                "limits.max_header_bytes",
+            ),
             (
                 "[http]\nlisten = [\"127.0.0.1:9\"]\n[metrics]\nlisten = [\"127.0.0.1:9\"]\n",
                 "127.0.0.1:9",

@@ -8,10 +8,12 @@
 //! up while a slow redirects source is still loading; READY waits for that first load.
 #![deny(unsafe_code)] // allowed in `listeners` (the systemd boundary) and `zero_copy::sys` (sendfile)
 
+mod cap;
 mod cli;
 mod config;
 mod headers;
 mod host;
+mod http1;
 mod https_redirect;
 mod listeners;
 mod logging;
@@ -74,14 +76,15 @@ fn run(args: cli::Args) -> Result<(), Failure> {
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
     let config =
         Config::load(args.config.as_deref(), env).map_err(|e| Failure::Config(Box::new(e)))?;
-    if args.command == Command::Serve {
-        logging::init(&config.log);
-        std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
-    }
     // State, built once and before anything is bound, so a section that cannot run is a
     // config error (`--check` included): the asset table, the redirects, the metrics,
     // the certificates.
     let metrics = Arc::new(Metrics::new());
+    let log = (args.command == Command::Serve).then(|| {
+        let log = logging::init(&config.log, metrics.log_lines_dropped.clone());
+        std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
+        log
+    });
     let (redirects, refresher) = Redirects::new(config.redirects.clone(), &metrics)
         .map_err(|e| Failure::Config(Box::new(e)))?;
     // TLS is on with certificate files or with ACME (which installs its own).
@@ -135,9 +138,16 @@ fn run(args: cli::Args) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(Failure::startup)?;
+    let grace = config.limits.shutdown_grace;
     let result = runtime.block_on(serve(config, listeners, state));
     // A CPU profile may still be sampling on a blocking thread; don't wait for it.
     runtime.shutdown_timeout(Duration::from_millis(500));
+    // The last lines ("drained") are queued; a stalled journal gets the grace, no more.
+    if let Some(log) = log {
+        if !log.flush(grace) {
+            eprintln!("servy: log lines still queued after {grace:?}; exiting without them");
+        }
+    }
     result
 }
 

@@ -46,6 +46,8 @@ pub struct Metrics {
     pub redirects_refreshes: IntCounterVec,
     /// `servy_redirects_last_success_timestamp_seconds`.
     pub redirects_last_success: IntGauge,
+    /// `servy_log_lines_dropped_total`: log lines lost because the writer fell behind.
+    pub log_lines_dropped: IntCounter,
     /// `response_status` children by code (100..=599), resolved once each, so the
     /// request path does an array index instead of a hash-map lookup under a lock.
     status_cells: Arc<[OnceLock<IntCounter>]>,
@@ -120,6 +122,10 @@ impl Metrics {
             "Unix time of the last successful redirects refresh.",
         )
         .expect("valid metric");
+        let log_lines_dropped = counter(
+            "servy_log_lines_dropped_total",
+            "Log lines dropped because the log queue was full (journal or stderr stalled).",
+        );
         // `servy_build_info{version}` = 1: joins a version onto any other series.
         let build_info = IntGaugeVec::new(
             Opts::new("servy_build_info", "Always 1; labelled with the version."),
@@ -141,6 +147,7 @@ impl Metrics {
             Box::new(redirects_defined.clone()),
             Box::new(redirects_refreshes.clone()),
             Box::new(redirects_last_success.clone()),
+            Box::new(log_lines_dropped.clone()),
             Box::new(build_info.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ] {
@@ -159,6 +166,7 @@ impl Metrics {
             redirects_defined,
             redirects_refreshes,
             redirects_last_success,
+            log_lines_dropped,
             status_cells,
         }
     }

@@ -16,9 +16,10 @@ use std::time::Duration;
 use axum::extract::Request;
 use axum::response::Response;
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -26,9 +27,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::Service;
 
+use crate::cap::ConnectionCap;
 use crate::config::LimitsConfig;
 use crate::tls::{self, Protocol};
 use crate::zero_copy::ZeroCopy;
+
+/// Streams one HTTP/2 connection may have open at once (nginx's default).
+const H2_MAX_STREAMS: u32 = 128;
 
 /// What an HTTP/2 connection without TLS (h2c, prior knowledge) starts with.
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -39,6 +44,9 @@ pub struct Server {
     graceful: Arc<GracefulShutdown>,
     stop: watch::Sender<bool>,
     accepting: Vec<JoinHandle<()>>,
+    /// `limits.max_connections`, and each listener's count against it.
+    max_connections: usize,
+    caps: Vec<ConnectionCap>,
 }
 
 /// How an accepted connection becomes a byte stream that speaks HTTP.
@@ -50,7 +58,8 @@ pub enum Transport {
 
 /// One builder per protocol: servy sniffs the protocol itself (see [`sniff`]).
 struct Builders {
-    http1: auto::Builder<TokioExecutor>,
+    /// hyper's own HTTP/1 builder: [`crate::http1`] needs its connection type.
+    http1: http1::Builder,
     http2: auto::Builder<TokioExecutor>,
     header_read_timeout: Duration,
     /// sendfile for embedded bodies on plain HTTP/1.1 connections; `None` when off.
@@ -59,18 +68,24 @@ struct Builders {
 
 impl Server {
     pub fn new(limits: &LimitsConfig, zero_copy: Option<&'static ZeroCopy>) -> Server {
-        let mut http1 = auto::Builder::new(TokioExecutor::new()).http1_only();
+        let mut http1 = http1::Builder::new();
         // A client gets this long to send a request's headers; this also closes idle
-        // keep-alive connections after the same time.
+        // keep-alive connections after the same time. A head over max_header_bytes gets
+        // 431; the read buffer need not grow past it (hyper's floor is 8 KiB).
         http1
-            .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout);
+            .header_read_timeout(limits.header_read_timeout)
+            .max_header_size(limits.max_header_bytes)
+            .max_buf_size(limits.max_header_bytes.max(crate::config::MIN_HEADER_BYTES));
         let mut http2 = auto::Builder::new(TokioExecutor::new()).http2_only();
+        // The same header bound, advertised (SETTINGS_MAX_HEADER_LIST_SIZE); streams
+        // bounded per connection, as nginx's http2_max_concurrent_streams (128).
         http2
             .http2()
             .timer(TokioTimer::new())
-            .keep_alive_interval(limits.header_read_timeout);
+            .keep_alive_interval(limits.header_read_timeout)
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(H2_MAX_STREAMS);
         let builders = Arc::new(Builders {
             http1,
             http2,
@@ -82,6 +97,8 @@ impl Server {
             graceful: Arc::new(GracefulShutdown::new()),
             stop: watch::channel(false).0,
             accepting: Vec::new(),
+            max_connections: limits.max_connections,
+            caps: Vec::new(),
         }
     }
 
@@ -96,16 +113,21 @@ impl Server {
         S: Service<Request<Incoming>, Response = Response, Error = std::convert::Infallible>
             + Clone
             + Send
+            + Unpin
             + 'static,
         S::Future: Send + 'static,
     {
         let listener = TcpListener::from_std(listener)?;
+        // Per listener, so a flood on the site cannot lock out the metrics listener.
+        let cap = ConnectionCap::new(self.max_connections);
+        self.caps.push(cap.clone());
         let task = accept_loop(
             listener,
             transport,
             service,
             self.builders.clone(),
             self.graceful.clone(),
+            cap,
             self.stop.subscribe(),
         );
         self.accepting.push(tokio::spawn(task));
@@ -123,9 +145,14 @@ impl Server {
         let Ok(graceful) = Arc::try_unwrap(self.graceful) else {
             return false;
         };
-        tokio::time::timeout(grace, graceful.shutdown())
-            .await
-            .is_ok()
+        // HTTP/2 connections are watched by `graceful`; every connection holds a slot.
+        let caps = async {
+            for cap in &self.caps {
+                cap.all_closed().await;
+            }
+        };
+        let all = async { tokio::join!(graceful.shutdown(), caps) };
+        tokio::time::timeout(grace, all).await.is_ok()
     }
 }
 
@@ -135,15 +162,22 @@ async fn accept_loop<S>(
     service: S,
     builders: Arc<Builders>,
     graceful: Arc<GracefulShutdown>,
+    cap: ConnectionCap,
     mut stop: watch::Receiver<bool>,
 ) where
     S: Service<Request<Incoming>, Response = Response, Error = std::convert::Infallible>
         + Clone
         + Send
+        + Unpin
         + 'static,
     S::Future: Send + 'static,
 {
     loop {
+        // At the cap, stop accepting until a connection closes (see `cap`).
+        let slot = tokio::select! {
+            slot = cap.admit() => slot,
+            _ = stop.changed() => return,
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.changed() => return,
@@ -162,13 +196,13 @@ async fn accept_loop<S>(
         let _ = stream.set_nodelay(true);
         let watcher = graceful.watcher();
         let builders = builders.clone();
-        let service = TowerToHyperService::new(service.clone());
+        let service = service.clone();
         let mut stop = stop.clone();
         let transport = transport.clone();
-        tokio::spawn(async move {
+        let task = async move {
             // A preconnected browser socket that never spoke must not hold the drain,
             // so both the sniff and the handshake give way to `stop`.
-            let conn = match transport {
+            match transport {
                 Transport::Plain => {
                     let sniffed = tokio::select! {
                         sniffed = tokio::time::timeout(builders.header_read_timeout, sniff(stream)) => sniffed,
@@ -182,10 +216,7 @@ async fn accept_loop<S>(
                     if !h2 {
                         stream.zero_copy = builders.zero_copy;
                     }
-                    let builder = if h2 { &builders.http2 } else { &builders.http1 };
-                    watcher
-                        .watch(builder.serve_connection(TokioIo::new(stream), service))
-                        .await
+                    serve_http(stream, h2, &builders, service, watcher, stop).await;
                 }
                 Transport::Tls(acceptor) => {
                     let accepted = tokio::select! {
@@ -199,20 +230,49 @@ async fn accept_loop<S>(
                             return;
                         }
                     };
-                    let builder = match protocol {
-                        Protocol::Http1 => &builders.http1,
-                        Protocol::Http2 => &builders.http2,
+                    let h2 = match protocol {
+                        Protocol::Http1 => false,
+                        Protocol::Http2 => true,
                         Protocol::AcmeChallenge => return, // the handshake was the answer
                     };
-                    watcher
-                        .watch(builder.serve_connection(TokioIo::new(stream), service))
-                        .await
+                    serve_http(stream, h2, &builders, service, watcher, stop).await;
                 }
-            };
-            if let Err(e) = conn {
-                tracing::debug!(error = %e, "connection closed with an error");
             }
-        });
+            drop(slot);
+        };
+        tokio::spawn(task);
+    }
+}
+
+/// HTTP/1 (which gives its buffers back while idle, see [`crate::http1`]) or HTTP/2 on a
+/// connection that is ready to speak it. `watcher` holds the drain until it returns.
+async fn serve_http<I, S>(
+    io: I,
+    h2: bool,
+    builders: &Builders,
+    service: S,
+    watcher: Watcher,
+    stop: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Unpin
+        + 'static,
+    S::Future: Send + 'static,
+{
+    if !h2 {
+        let timeout = builders.header_read_timeout;
+        crate::http1::serve(&builders.http1, io, service, timeout, stop).await;
+        drop(watcher);
+        return;
+    }
+    let service = TowerToHyperService::new(service);
+    let conn = builders.http2.serve_connection(TokioIo::new(io), service);
+    // Boxed, so an HTTP/1 connection's task does not carry room for HTTP/2's state.
+    if let Err(e) = Box::pin(watcher.watch(conn)).await {
+        tracing::debug!(error = %e, "connection closed with an error");
     }
 }
 

@@ -8,7 +8,10 @@
 //! every miss: an amplification bug).
 //!
 //! A failed or empty refresh keeps the last good map and says why, in the log and in
-//! `servy_redirects_refreshes_total{result}`.
+//! `servy_redirects_refreshes_total{result}`. Until a first map has loaded, a failure is
+//! retried with backoff (1 s, doubling, up to `refresh_interval`): a source that comes
+//! up just after servy (a sibling service at boot) is picked up within seconds, without
+//! waiting for a miss or the periodic refresh.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -60,7 +63,12 @@ pub struct Refresher {
     last_attempt: Option<Instant>,
     /// Hash of the body behind the current map, to keep quiet about an unchanged file.
     served_body: Option<u64>,
+    /// The wait before the next retry while no map has ever loaded.
+    retry: Option<Duration>,
 }
+
+/// The first retry after a failed load with nothing served yet.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
 
 impl Refresher {
     pub(super) fn new(
@@ -82,6 +90,7 @@ impl Refresher {
             counters,
             last_attempt: None,
             served_body: None,
+            retry: None,
         })
     }
 
@@ -111,6 +120,9 @@ impl Refresher {
             let mut due = last + self.refresh_interval;
             if miss {
                 due = due.min(last + self.min_interval);
+            }
+            if let Some(retry) = self.retry {
+                due = due.min(last + retry);
             }
             tokio::select! {
                 reply = self.now.recv() => {
@@ -167,6 +179,14 @@ impl Refresher {
             }
         };
         self.record(&source, &outcome);
+        self.retry = match (&outcome, self.served_body) {
+            (Outcome::Failed(_), None) => Some(
+                self.retry
+                    .map_or(FIRST_RETRY, |r| r.saturating_mul(2))
+                    .min(self.refresh_interval),
+            ),
+            _ => None,
+        };
         outcome
     }
 

@@ -138,6 +138,7 @@ pub struct Builder {
     given: Option<(TcpListener, TcpListener)>,
     wait_ready: bool,
     journal_stream: bool,
+    stderr_unread: bool,
 }
 
 impl Builder {
@@ -185,6 +186,13 @@ impl Builder {
         self
     }
 
+    /// Leave servy's stderr pipe unread (until `Servy::read_stderr`), so it fills and a
+    /// write to it blocks, as a stalled log consumer does.
+    pub fn stderr_unread(mut self) -> Self {
+        self.stderr_unread = true;
+        self
+    }
+
     /// Return as soon as the process is spawned instead of waiting for `READY=1`.
     pub fn no_wait(mut self) -> Self {
         self.wait_ready = false;
@@ -208,6 +216,8 @@ pub struct Servy {
     notify: Collected,
     stderr: Collected,
     stdout: Collected,
+    /// The stderr pipe while nobody reads it (`Builder::stderr_unread`).
+    unread_stderr: Option<std::process::ChildStderr>,
     dir: TempDir,
 }
 
@@ -227,6 +237,7 @@ impl Servy {
             given: None,
             wait_ready: true,
             journal_stream: false,
+            stderr_unread: false,
         }
     }
 
@@ -306,7 +317,13 @@ impl Servy {
 
         let stderr = Collected::default();
         let stdout = Collected::default();
-        spawn_line_reader(child.stderr.take().expect("stderr piped"), stderr.clone());
+        let stderr_pipe = child.stderr.take().expect("stderr piped");
+        let unread_stderr = if b.stderr_unread {
+            Some(stderr_pipe)
+        } else {
+            spawn_line_reader(stderr_pipe, stderr.clone());
+            None
+        };
         spawn_line_reader(child.stdout.take().expect("stdout piped"), stdout.clone());
 
         let mut servy = Servy {
@@ -317,6 +334,7 @@ impl Servy {
             notify,
             stderr,
             stdout,
+            unread_stderr,
             dir,
         };
         if b.wait_ready {
@@ -359,6 +377,13 @@ impl Servy {
     /// What servy logged to stderr so far.
     pub fn stderr(&self) -> String {
         join_lines(self.stderr.snapshot())
+    }
+
+    /// Starts reading a stderr left unread by `Builder::stderr_unread`.
+    pub fn read_stderr(&mut self) {
+        if let Some(pipe) = self.unread_stderr.take() {
+            spawn_line_reader(pipe, self.stderr.clone());
+        }
     }
 
     /// What servy printed to stdout so far.
