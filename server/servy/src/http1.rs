@@ -27,7 +27,7 @@ use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Sleep;
 use tower::{Service, ServiceExt};
@@ -85,7 +85,14 @@ pub async fn serve<I, S>(
                     Pin::new(&mut *conn).graceful_shutdown();
                 }
                 loop {
-                    let polled = conn.poll_without_shutdown(cx);
+                    // Until it parks, hyper runs as usual: when it is done it flushes
+                    // what it buffered and shuts the socket. Only an idle connection,
+                    // with everything flushed, is ended without that.
+                    let polled = if parking {
+                        conn.poll_without_shutdown(cx)
+                    } else {
+                        Pin::new(&mut *conn).poll(cx)
+                    };
                     if polled.is_ready() || parking || stopping || !activity.is_idle() {
                         return polled;
                     }
@@ -120,8 +127,8 @@ pub async fn serve<I, S>(
         } = conn.into_parts();
         let Watched { io: mut socket, .. } = parked.into_inner();
         if done.is_err() || !parking {
-            // Closed by the client, an error, a timeout, or the drain.
-            let _ = socket.shutdown().await;
+            // Closed by the client, an error, a timeout, or the drain (hyper has shut
+            // the socket down after flushing, or it failed).
             return;
         }
         // Parked: hyper and its buffers are gone; keep the socket and any bytes of the
