@@ -12,6 +12,7 @@ mod cap;
 mod cli;
 mod config;
 mod http1;
+mod http2;
 mod listeners;
 mod logging;
 mod metrics;

@@ -190,6 +190,9 @@ async fn accept_loop<S>(
                 crate::http1::serve(&builders.http1, stream, service, timeout, stop).await;
                 return;
             }
+            // Closed after header_read_timeout with no stream open, as HTTP/1 is.
+            let timeout = builders.header_read_timeout;
+            let (stream, service) = crate::http2::idle_timeout(stream, service, timeout);
             let service = TowerToHyperService::new(service);
             let conn = builders
                 .http2
