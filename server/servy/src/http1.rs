@@ -4,12 +4,11 @@
 //! hyper keeps an 8 KiB read buffer and an 8 KiB write buffer for as long as a
 //! connection lives, idle or not, and offers no option to release them; idle keep-alive
 //! connections are what a client can hold by the thousand. So once a connection has been
-//! idle (its last response written and flushed, nothing more to read) for
-//! [`PARK_AFTER`], servy ends hyper's
-//! connection without closing the socket (`graceful_shutdown` closes an idle hyper
-//! connection at once; `into_parts` hands back the socket and any bytes hyper had read),
-//! and keeps only the socket. When the client speaks again, a fresh hyper connection
-//! picks up where the old one stopped.
+//! idle (its last response written and flushed, nothing more to read) for [`PARK_AFTER`],
+//! servy ends hyper's connection without closing the socket (`graceful_shutdown` closes
+//! an idle hyper connection at once; `into_parts` hands back the socket and any bytes
+//! hyper had read), and keeps only the socket. When the client speaks again, a fresh
+//! hyper connection picks up where the old one stopped.
 
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
