@@ -2,9 +2,10 @@
 # The shipped units under a real systemd: boots a minimal Debian in systemd-nspawn,
 # installs the release servy with server/systemd/install.sh, and checks what the units
 # promise: socket activation, readiness and STATUS=, journald fields, redirects and
-# reload, the sandbox, a graceful stop, zero-downtime restarts under k6, MemoryMax, the
-# watchdog, the private-network drop-in, a masked metrics socket, HTTPS (a certificate
-# by LoadCredential=, reloads, restarts under k6 over TLS), and an ACME certificate from
+# reload, the sandbox, a graceful stop, zero-downtime restarts under k6, MemoryMax, a
+# stalled journal under load, 10,000 idle connections under MemoryMax, the watchdog,
+# the private-network drop-in, a masked metrics socket, HTTPS (a certificate by
+# LoadCredential=, reloads, restarts under k6 over TLS), and an ACME certificate from
 # pebble kept in the state directory across a restart. Prints PASS/FAIL per
 # check with what was measured, then "N passed, M failed"; exits non-zero on a failure.
 #
@@ -498,6 +499,64 @@ code=$(http_code "$base/" || true)
   [ "$(prop servy.service NRestarts)" -gt "$restarts_before" ] && [ "$code" = 200 ]
 verdict $? "watchdog: SIGSTOP → timeout after $detect_s s (WatchdogSec=${watchdog_test}s), serving again after $([ -n "$back" ] && elapsed "$freeze" "$back" || echo never) s"
 rm -f "$ct_root/etc/systemd/system/servy.service.d/test-watchdog.conf"
+
+# --- 9. a stalled journal -------------------------------------------------------------------
+# journald stopped for 20 s under the 10-user load: requests must not wait on the log.
+# servy drops what its queue cannot hold, counts it, and says so once journald is back.
+ct systemctl restart servy.service
+http_code "$base/" >/dev/null
+invocation=$(prop servy.service InvocationID)
+cursor=$(ct journalctl -u servy.service -n 0 --show-cursor --no-pager | sed -n 's/^-- cursor: //p')
+journald=$(ct systemctl show -p MainPID --value systemd-journald.service)
+load stall 24s
+sleep 2
+ct sh -c 'kill -STOP "$1"' sh "$journald"
+sleep 20
+ct sh -c 'kill -CONT "$1"' sh "$journald"
+wait "$k6_pid" && k6_ok=0 || k6_ok=1
+reqs=$(jq -r '.metrics.http_reqs.count // 0' "$work/k6-stall.json" 2>/dev/null || echo 0)
+fails=$(jq -r '.metrics.http_req_failed.passes // "?"' "$work/k6-stall.json" 2>/dev/null || echo "?")
+max_ms=$(jq -r '.metrics.http_req_duration.max // 99999' "$work/k6-stall.json" 2>/dev/null || echo 99999)
+dropped() { curl -sS -m 5 "http://127.0.0.1:$metrics_port/metrics" | awk '$1 == "servy_log_lines_dropped_total" { print $2 }'; }
+# No grep -q: under pipefail its early exit would fail journalctl with SIGPIPE.
+warned() { ct journalctl -u servy.service --after-cursor="$cursor" --no-pager | grep 'lines were dropped' >/dev/null; }
+wait_for 20 warned && warning=yes || warning=no
+lost=$(dropped || true)
+[ "$k6_ok" = 0 ] && [ "$reqs" -gt 0 ] && [ "$fails" = 0 ] && le "$max_ms" 1000 &&
+  [ "$(prop servy.service InvocationID)" = "$invocation" ] && [ "${lost:-0}" != 0 ] && [ "$warning" = yes ]
+verdict $? "stalled journal: journald SIGSTOP 20 s under 10 VUs: $reqs requests, $fails failed, max latency ${max_ms} ms; same invocation: $([ "$(prop servy.service InvocationID)" = "$invocation" ] && echo yes || echo no); dropped lines ${lost:-?}, warning in the journal: $warning"
+[ "$k6_ok" = 0 ] || tail -n 20 "$work/k6-stall.log" | sed 's/^/    /'
+
+# --- 10. idle connections -------------------------------------------------------------------
+# 10,000 keep-alive connections, one request each, held idle under MemoryMax=64M: no OOM
+# kill, and a fresh request is served within 1 s meanwhile.
+ct systemctl set-property --runtime servy.service MemoryMax=64M
+ct systemctl restart servy.service
+http_code "$base/" >/dev/null
+cg=$(prop servy.service ControlGroup)
+if ct test -f "/sys/fs/cgroup/memory$cg/memory.oom_control"; then
+  mem=/sys/fs/cgroup/memory$cg oom_file=memory.oom_control anon_key=total_rss
+else
+  mem=/sys/fs/cgroup$cg oom_file=memory.events anon_key=anon
+fi
+anon() { ct awk -v k="$anon_key" '$1 == k { print $2 }' "$mem/memory.stat" 2>/dev/null || echo 0; }
+pid_before=$(prop servy.service MainPID)
+anon_before=$(anon)
+rm -f "$work/idle-ready"
+timeout 120 python3 "$here/idleconns.py" "$base/" 10000 1 "$work/idle-ready" >"$work/idleconns.out" 2>&1 &
+idle_pid=$!
+idle_ready() { [ -s "$work/idle-ready" ]; }
+wait_for 90 idle_ready && sleep 1
+anon_held=$(anon)
+wait "$idle_pid" && idle_ok=0 || idle_ok=1
+read -r _ held _ _ _ fresh_ms _ idle_failed _ _ <"$work/idleconns.out" || true
+oom=$(ct awk '$1 == "oom_kill" { print $2 }' "$mem/$oom_file")
+per_conn=$(awk -v a="${anon_before:-0}" -v b="${anon_held:-0}" 'BEGIN { printf "%.1f", (b - a) / 1024 / 10000 }')
+[ "$idle_ok" = 0 ] && [ "${held:-0}" = 10000 ] && le "${fresh_ms:-9999}" 1000 && [ "${oom:-0}" = 0 ] &&
+  [ "$(prop servy.service MainPID)" = "$pid_before" ]
+verdict $? "idle connections: ${held:-0} of 10000 held under MemoryMax=64M, fresh request in ${fresh_ms:-?} ms, failed ${idle_failed:-?}, oom_kill ${oom:-?}; anonymous memory +${per_conn} KiB per connection"
+[ "$idle_ok" = 0 ] || sed 's/^/    /' "$work/idleconns.out"
+ct systemctl set-property --runtime servy.service MemoryMax=infinity
 
 # --- the private-network variant ------------------------------------------------------------
 # The shipped drop-in: the site is still served through the passed socket, while servy

@@ -345,8 +345,10 @@ impl Default for LimitsConfig {
             request_timeout: Duration::from_secs(30),
             max_concurrency: 4096,
             shutdown_grace: Duration::from_secs(10),
-            // Sized for a small VM: 10,000 idle connections fit in tens of megabytes.
-            max_connections: 10_000,
+            // Sized for a small VM: at about 4 KiB each, 12,000 idle connections fit in
+            // MemoryMax=64M with room to spare, and a client holding 10,000 still leaves
+            // room for others.
+            max_connections: 12_000,
             // nginx allows 8 KiB per line and 32 KiB in all; 16 KiB is plenty for a site
             // that sets no large cookies.
             max_header_bytes: 16 * 1024,

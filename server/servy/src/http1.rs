@@ -4,12 +4,11 @@
 //! hyper keeps an 8 KiB read buffer and an 8 KiB write buffer for as long as a
 //! connection lives, idle or not, and offers no option to release them; idle keep-alive
 //! connections are what a client can hold by the thousand. So once a connection has been
-//! idle (its last response written and flushed, nothing more to read) for
-//! [`PARK_AFTER`], servy ends hyper's
-//! connection without closing the socket (`graceful_shutdown` closes an idle hyper
-//! connection at once; `into_parts` hands back the socket and any bytes hyper had read),
-//! and keeps only the socket. When the client speaks again, a fresh hyper connection
-//! picks up where the old one stopped.
+//! idle (its last response written and flushed, nothing more to read) for [`PARK_AFTER`],
+//! servy ends hyper's connection without closing the socket (`graceful_shutdown` closes
+//! an idle hyper connection at once; `into_parts` hands back the socket and any bytes
+//! hyper had read), and keeps only the socket. When the client speaks again, a fresh
+//! hyper connection picks up where the old one stopped.
 
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
@@ -27,7 +26,7 @@ use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Sleep;
 use tower::{Service, ServiceExt};
@@ -85,7 +84,14 @@ pub async fn serve<I, S>(
                     Pin::new(&mut *conn).graceful_shutdown();
                 }
                 loop {
-                    let polled = conn.poll_without_shutdown(cx);
+                    // Until it parks, hyper runs as usual: when it is done it flushes
+                    // what it buffered and shuts the socket. Only an idle connection,
+                    // with everything flushed, is ended without that.
+                    let polled = if parking {
+                        conn.poll_without_shutdown(cx)
+                    } else {
+                        Pin::new(&mut *conn).poll(cx)
+                    };
                     if polled.is_ready() || parking || stopping || !activity.is_idle() {
                         return polled;
                     }
@@ -120,8 +126,8 @@ pub async fn serve<I, S>(
         } = conn.into_parts();
         let Watched { io: mut socket, .. } = parked.into_inner();
         if done.is_err() || !parking {
-            // Closed by the client, an error, a timeout, or the drain.
-            let _ = socket.shutdown().await;
+            // Closed by the client, an error, a timeout, or the drain (hyper has shut
+            // the socket down after flushing, or it failed).
             return;
         }
         // Parked: hyper and its buffers are gone; keep the socket and any bytes of the

@@ -14,6 +14,7 @@ mod config;
 mod headers;
 mod host;
 mod http1;
+mod http2;
 mod https_redirect;
 mod listeners;
 mod logging;

@@ -268,6 +268,9 @@ async fn serve_http<I, S>(
         drop(watcher);
         return;
     }
+    // Closed after header_read_timeout with no stream open, as HTTP/1 is.
+    let timeout = builders.header_read_timeout;
+    let (io, service) = crate::http2::idle_timeout(io, service, timeout);
     let service = TowerToHyperService::new(service);
     let conn = builders.http2.serve_connection(TokioIo::new(io), service);
     // Boxed, so an HTTP/1 connection's task does not carry room for HTTP/2's state.

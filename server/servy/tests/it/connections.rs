@@ -156,3 +156,27 @@ fn an_idle_keep_alive_connection_serves_again_after_parking() {
     let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [200, 200], "{}", String::from_utf8_lossy(&bytes));
 }
+
+/// HTTP/2 gets the idle timeout HTTP/1 has: a connection with no stream open is closed
+/// after header_read_timeout, even when it would answer pings (this client never reads
+/// them; before, only the missing ping answers closed it, after 20 s more).
+#[test]
+fn an_idle_http2_connection_is_closed_after_the_header_timeout() {
+    let servy = Servy::start("[limits]\nheader_read_timeout = \"1s\"\n");
+    let mut s = connect(&servy);
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .expect("send");
+    let start = Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => assert!(start.elapsed() < Duration::from_secs(10), "still open"),
+        }
+    }
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
+}

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::support::http::{connect_slow_reader, parse_pipelined, read_to_close};
+use crate::support::http::{connect_slow_reader, parse, parse_pipelined, read_to_close};
 use crate::support::{Servy, get};
 
 /// The demo site's largest file.
@@ -138,4 +138,34 @@ fn stopping_is_announced() {
     assert_eq!(servy.terminate().code(), Some(0));
     let notes = servy.notifications();
     assert!(notes.iter().any(|n| n == "STOPPING=1"), "{notes:?}");
+}
+
+/// Regression: hyper's connection was polled without its shutdown step, which is also what
+/// flushes hyper's own buffer, so SIGTERM during a `Connection: close` download (its body
+/// fully queued in hyper, not yet sent) cut off the tail. Found by the container test.
+#[test]
+fn a_closing_download_in_flight_at_sigterm_arrives_whole() {
+    let servy = Servy::builder()
+        .config("[limits]\nshutdown_grace = \"20s\"\n")
+        .send_buffer(4096)
+        .start();
+    let expected = get(servy.http, LARGE);
+    assert_eq!(expected.status, 200);
+    let mut slow = connect_slow_reader(
+        servy.http,
+        format!("GET {LARGE} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
+    );
+    let mut first = [0u8; 512];
+    let n = slow.read(&mut first).expect("the response starts");
+    servy.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut bytes = first[..n].to_vec();
+    bytes.extend(read_to_close(&mut slow));
+    let r = parse(&bytes, false).expect("a response");
+    assert_eq!(
+        (r.status, r.body.len()),
+        (200, expected.body.len()),
+        "the body was cut short"
+    );
+    assert_eq!(r.body, expected.body);
 }

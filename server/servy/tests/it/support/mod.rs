@@ -139,6 +139,7 @@ pub struct Builder {
     wait_ready: bool,
     journal_stream: bool,
     stderr_unread: bool,
+    send_buffer: Option<i32>,
 }
 
 impl Builder {
@@ -193,6 +194,13 @@ impl Builder {
         self
     }
 
+    /// A small `SO_SNDBUF` on the passed http socket (accepted connections inherit it), so
+    /// a large response cannot sit whole in the kernel and servy must keep writing it.
+    pub fn send_buffer(mut self, bytes: i32) -> Self {
+        self.send_buffer = Some(bytes);
+        self
+    }
+
     /// Return as soon as the process is spawned instead of waiting for `READY=1`.
     pub fn no_wait(mut self) -> Self {
         self.wait_ready = false;
@@ -238,6 +246,7 @@ impl Servy {
             wait_ready: true,
             journal_stream: false,
             stderr_unread: false,
+            send_buffer: None,
         }
     }
 
@@ -274,6 +283,9 @@ impl Servy {
         let (http, metrics, sockets) = if b.pass_sockets {
             let http =
                 given_http.unwrap_or_else(|| TcpListener::bind("127.0.0.1:0").expect("bind http"));
+            if let Some(size) = b.send_buffer {
+                set_send_buffer(&http, size);
+            }
             let metrics = TcpListener::bind("127.0.0.1:0").expect("bind metrics");
             let addrs = (
                 http.local_addr().expect("addr"),
@@ -470,6 +482,21 @@ fn join_lines(lines: Vec<String>) -> String {
         s.push('\n');
     }
     s
+}
+
+fn set_send_buffer(listener: &TcpListener, size: i32) {
+    // SAFETY: setsockopt on a descriptor the listener owns, with a c_int it reads only
+    // for the duration of the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&raw const size).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_SNDBUF: {}", std::io::Error::last_os_error());
 }
 
 /// In the child, between fork and exec: put `fds` at 3, 4, ... without close-on-exec.
