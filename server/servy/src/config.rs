@@ -40,8 +40,8 @@ pub struct HttpConfig {
     pub redirect_to_https: bool,
 }
 
-/// The HTTPS listener and its certificates. Ignored listen for a socket systemd passes
-/// as `https`.
+/// The HTTPS listener and its certificates. `listen` is ignored when systemd passes a
+/// socket named `https`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpsConfig {

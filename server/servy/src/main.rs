@@ -34,8 +34,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{HeaderValue, header};
-use axum::response::Response;
+use axum::http::HeaderValue;
 use cli::Command;
 use config::Config;
 use listeners::Listeners;
@@ -204,21 +203,8 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
             .as_deref()
             .and_then(|v| HeaderValue::from_str(v).ok());
         for listener in listeners.https {
-            let hsts = hsts.clone();
-            let service = tower::ServiceBuilder::new()
-                .map_response(move |mut response: Response| {
-                    if let Some(hsts) = &hsts {
-                        response
-                            .headers_mut()
-                            .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
-                    }
-                    response
-                })
-                .service(router::service(
-                    app.clone(),
-                    metrics.clone(),
-                    &config.limits,
-                ));
+            let service =
+                router::https_service(app.clone(), metrics.clone(), &config.limits, hsts.clone());
             server
                 .serve(listener, Transport::Tls(tls.acceptor()), service)
                 .map_err(Failure::startup)?;

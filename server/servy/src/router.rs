@@ -37,6 +37,29 @@ pub fn service(
     stack(dispatch.with_state(app), metrics, limits, log_requests)
 }
 
+/// The https listener's service: the same as [`service`], plus `Strict-Transport-Security`
+/// on every response when `[https] hsts` is set (never on plain HTTP, RFC 6797 §7.2).
+pub fn https_service(
+    app: AppState,
+    metrics: Arc<Metrics>,
+    limits: &LimitsConfig,
+    hsts: Option<HeaderValue>,
+) -> impl Service<Request<Incoming>, Response = Response, Error = Infallible, Future: Send + 'static>
++ Clone
++ Send
++ 'static {
+    ServiceBuilder::new()
+        .map_response(move |mut response: Response| {
+            if let Some(hsts) = &hsts {
+                response
+                    .headers_mut()
+                    .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+            }
+            response
+        })
+        .service(service(app, metrics, limits))
+}
+
 /// The middleware, in request order (outermost first), around any inner service.
 pub(crate) fn stack<S, B>(
     inner: S,

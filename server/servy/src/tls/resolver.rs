@@ -161,3 +161,71 @@ impl ResolvesServerCert for Resolver {
             .cloned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::certs;
+
+    fn loaded(names: &[&str]) -> Loaded {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let provider = rustls::crypto::ring::default_provider();
+        certs::from_pem(
+            cert.pem().as_bytes(),
+            key.serialize_pem().as_bytes(),
+            &provider,
+        )
+        .unwrap()
+    }
+
+    fn current(c: &Certificates, name: &str) -> Option<Arc<CertifiedKey>> {
+        c.current.load().find(name).cloned()
+    }
+
+    #[test]
+    fn names_wildcards_and_what_is_covered() {
+        let c = Certificates::new(vec![loaded(&["a.test", "*.w.test"])]);
+        assert!(c.covers("a.test") && c.covers("x.w.test"));
+        // A wildcard covers one label, not the parent or deeper names.
+        assert!(!c.covers("w.test") && !c.covers("y.x.w.test") && !c.covers("b.test"));
+    }
+
+    #[test]
+    fn an_installed_certificate_wins_for_its_names_and_survives_a_file_reload() {
+        let file = loaded(&["a.test", "b.test"]);
+        let c = Certificates::new(vec![file.clone()]);
+        let acme = loaded(&["b.test"]);
+        c.install(acme.clone());
+        assert!(Arc::ptr_eq(&current(&c, "b.test").unwrap(), &acme.key));
+        assert!(Arc::ptr_eq(&current(&c, "a.test").unwrap(), &file.key));
+        // A renewal for the same names replaces it; a reload of the files keeps it.
+        let renewed = loaded(&["b.test"]);
+        c.install(renewed.clone());
+        c.replace_files(vec![loaded(&["a.test", "b.test"])]);
+        assert!(Arc::ptr_eq(&current(&c, "b.test").unwrap(), &renewed.key));
+        assert_eq!(
+            c.expiries().len(),
+            2,
+            "one file, one installed: {:?}",
+            c.expiries()
+        );
+    }
+
+    #[test]
+    fn challenges_are_set_and_removed_by_name() {
+        let c = Certificates::new(Vec::new());
+        let answer = loaded(&["a.test"]).key;
+        c.set_challenge("A.test", Some(answer.clone()));
+        assert!(Arc::ptr_eq(
+            c.challenges.load().get("a.test").unwrap(),
+            &answer
+        ));
+        c.set_challenge("a.test", None);
+        assert!(c.challenges.load().is_empty());
+    }
+}

@@ -463,3 +463,18 @@ fn a_passed_https_socket_without_certificates_is_a_config_error() {
         servy.stderr()
     );
 }
+
+/// An ACME TLS-ALPN-01 validator (ALPN `acme-tls/1` only) must never be shown the site's
+/// certificate: with no challenge answer installed, the handshake fails.
+#[test]
+fn acme_tls_alpn_without_a_challenge_gets_no_certificate() {
+    let (dir, pki) = (TempDir::new(), Pki::new());
+    let a = pki.issue(&dir, "a", &["a.test"], 1, EXPIRY);
+    let servy = start(&[&a], "");
+    let Err(e) = tls::connect(https(&servy), "a.test", pki.client(&[b"acme-tls/1"])) else {
+        panic!("a handshake for acme-tls/1 succeeded without a challenge certificate");
+    };
+    assert!(e.contains("handshake"), "{e}");
+    // The same client offering h2 is served as usual.
+    tls::connect(https(&servy), "a.test", pki.client(&[b"h2"])).expect("handshake");
+}
