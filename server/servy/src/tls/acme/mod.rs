@@ -23,7 +23,7 @@ use std::sync::Arc;
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 use tokio::task::JoinHandle;
 
-pub use certificate::Certificate;
+use certificate::Certificate;
 pub use challenge::Challenges;
 
 use crate::config::AcmeConfig;
