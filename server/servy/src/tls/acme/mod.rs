@@ -20,11 +20,10 @@ mod store;
 use std::fmt;
 use std::sync::Arc;
 
-use arc_swap::ArcSwapOption;
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 use tokio::task::JoinHandle;
 
-pub use certificate::Certificate;
+use certificate::Certificate;
 pub use challenge::Challenges;
 
 use crate::config::AcmeConfig;
@@ -41,8 +40,8 @@ struct Shared {
     config: AcmeConfig,
     store: Store,
     challenges: Challenges,
-    /// The certificate being served, if any.
-    current: Arc<ArcSwapOption<Certificate>>,
+    /// The certificate being served, if any (the task's own: the TLS store serves it).
+    current: Option<Certificate>,
     /// Where certificates are served from.
     tls: Arc<Tls>,
     metrics: AcmeMetrics,
@@ -92,7 +91,7 @@ impl Acme {
                     "acme: serving the stored certificate"
                 );
                 install(&tls, &cert);
-                Some(Arc::new(cert))
+                Some(cert)
             }
             Ok(None) => None,
             Err(e) => {
@@ -105,7 +104,7 @@ impl Acme {
                 config,
                 store,
                 challenges: Challenges::new(tls.certificates()),
-                current: Arc::new(ArcSwapOption::new(current)),
+                current,
                 tls,
                 metrics: AcmeMetrics::register(registry),
             },

@@ -6,7 +6,6 @@
 //! configured domain, it is due at once.
 
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use instant_acme::Account;
@@ -36,7 +35,7 @@ pub async fn run(shared: Shared) {
         config,
         store,
         challenges,
-        current,
+        mut current,
         tls,
         metrics,
     } = shared;
@@ -44,7 +43,7 @@ pub async fn run(shared: Shared) {
     let mut failures: u32 = 0;
     loop {
         let now = SystemTime::now();
-        let (due, recheck) = match current.load_full() {
+        let (due, recheck) = match &current {
             Some(cert) if cert.covers(&config.domains) => {
                 if account.is_none() {
                     // For ARI only; a CA that is down now just means the fallback rule.
@@ -54,7 +53,7 @@ pub async fn run(shared: Shared) {
                             .ok()
                             .flatten();
                 }
-                due(&cert, account.as_ref()).await
+                due(cert, account.as_ref()).await
             }
             Some(_) => {
                 tracing::info!(domains = ?config.domains, "acme: the stored certificate lacks a configured domain; ordering");
@@ -97,7 +96,7 @@ pub async fn run(shared: Shared) {
                     took = ?started.elapsed(),
                     "acme: certificate issued and installed"
                 );
-                current.store(Some(Arc::new(cert)));
+                current = Some(cert);
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
@@ -116,7 +115,7 @@ pub async fn run(shared: Shared) {
                     error = %e,
                     retry_in = ?wait,
                     failures,
-                    serving_current = current.load().is_some(),
+                    serving_current = current.is_some(),
                     "acme: order failed; retrying later"
                 );
                 match &e {
