@@ -8,8 +8,9 @@
 //!
 //! hyper does not know: with a vectored IO type it queues the head and the body's
 //! `Bytes` and flushes them with one `poll_write_vectored`, which [`ZeroCopy`] answers
-//! like a writev would: the slices before the body with `MSG_MORE`, then the body with
-//! sendfile, and the byte count a writev would have returned, short writes included.
+//! like a writev would: the slices before the body, and the body's bytes up to the next
+//! page boundary of the file, with `MSG_MORE`; then the rest of the body with sendfile;
+//! and the byte count a writev would have returned, short writes included.
 //! Only plain HTTP/1.1 connections use it (`serve.rs` decides); h2 frames and TLS
 //! records are written as before.
 
