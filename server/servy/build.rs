@@ -74,10 +74,11 @@ fn main() {
 
     let mut entries = process_all(&variants, &files);
     for entry in &mut entries {
-        entry.headers = netlify::headers::combine(&header_rules, &request_keys(&entry.key))
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), value))
-            .collect();
+        entry.headers =
+            netlify::headers::combine(&header_rules, &netlify::pattern::request_keys(&entry.key))
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value))
+                .collect();
     }
     let table = render(&entries);
     let dest = out.join("assets.rs");
@@ -102,19 +103,6 @@ fn read_rule_file(site: &Path, name: &str) -> String {
     }
 }
 
-/// The normalised request paths that reach a file: its key, and for `dir/index.html`
-/// also `dir/` (how its pages are linked), so `/blog/*` and `/:year/:slug` match pages.
-fn request_keys(key: &str) -> Vec<&str> {
-    let mut keys = vec![key];
-    if let Some(dir) = key
-        .strip_suffix("index.html")
-        .filter(|d| d.is_empty() || d.ends_with('/'))
-    {
-        keys.push(dir);
-    }
-    keys
-}
-
 /// A rewrite without placeholders names one file; it must be one the site has.
 fn check_rewrites(rules: &[netlify::redirects::Rule], files: &[(String, PathBuf)]) {
     for rule in rules.iter().filter(|r| r.status == 200) {
@@ -123,7 +111,7 @@ fn check_rewrites(rules: &[netlify::redirects::Rule], files: &[(String, PathBuf)
         }
         let target = rule.to.trim_start_matches('/');
         let exists = files.iter().any(|(key, _)| {
-            request_keys(key)
+            netlify::pattern::request_keys(key)
                 .iter()
                 .any(|k| k.trim_end_matches('/') == target.trim_end_matches('/'))
         });

@@ -197,6 +197,20 @@ pub fn substitute(template: &str, captures: &Captures<'_>) -> String {
     out
 }
 
+/// The normalised request paths that reach a file: its key, and for `dir/index.html`
+/// also `dir/` (how its pages are linked), so `/blog/*` and `/:year/:slug` match pages.
+/// One function, so that `_headers` (build time) and `[headers]` (start-up) agree.
+pub fn request_keys(key: &str) -> Vec<&str> {
+    let mut keys = vec![key];
+    if let Some(dir) = key
+        .strip_suffix("index.html")
+        .filter(|d| d.is_empty() || d.ends_with('/'))
+    {
+        keys.push(dir);
+    }
+    keys
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

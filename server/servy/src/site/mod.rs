@@ -29,6 +29,7 @@ use rust_embed::RustEmbed;
 
 use crate::config::CacheConfig;
 use crate::headers::{Header, ResponseHeaders};
+use crate::netlify::pattern::request_keys;
 use crate::not_found::NotFoundPage;
 use crate::router::Served;
 use negotiate::Coding;
@@ -452,19 +453,6 @@ impl Asset {
             h.insert(CONTENT_ENCODING, encoding.clone());
         }
     }
-}
-
-/// The normalised keys that reach a file: its own, and `dir/` for `dir/index.html` (how
-/// its page is linked), so `[headers]` patterns such as `/blog/*` match pages.
-fn request_keys(key: &str) -> Vec<&str> {
-    let mut keys = vec![key];
-    if let Some(dir) = key
-        .strip_suffix("index.html")
-        .filter(|d| d.is_empty() || d.ends_with('/'))
-    {
-        keys.push(dir);
-    }
-    keys
 }
 
 fn content_range(text: &str) -> HeaderValue {

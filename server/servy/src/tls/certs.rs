@@ -171,6 +171,14 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, CertError> {
 pub fn describe(cert: &CertificateDer<'_>) -> Result<(Vec<String>, i64), String> {
     let (_, x509) = x509_parser::parse_x509_certificate(cert)
         .map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    Ok((dns_names(&x509)?, x509.validity().not_after.timestamp()))
+}
+
+/// The DNS names a parsed certificate covers, lower-cased: its subjectAltNames, or its
+/// CN when it has none. Shared with ACME, which reads the rest of an issued leaf itself.
+pub fn dns_names(
+    x509: &x509_parser::certificate::X509Certificate<'_>,
+) -> Result<Vec<String>, String> {
     let mut names: Vec<String> = match x509.subject_alternative_name() {
         Ok(Some(san)) => san
             .value
@@ -195,7 +203,7 @@ pub fn describe(cert: &CertificateDer<'_>) -> Result<(Vec<String>, i64), String>
     for name in &mut names {
         name.make_ascii_lowercase();
     }
-    Ok((names, x509.validity().not_after.timestamp()))
+    Ok(names)
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ use rustls::crypto::ring::sign::any_supported_type;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
-use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// A certificate chain and its key, checked to belong together.
@@ -45,18 +44,7 @@ impl Certificate {
             X509Certificate::from_der(&leaf).map_err(|e| format!("certificate: {e}"))?;
         let time = |t: i64| UNIX_EPOCH + Duration::from_secs(t.max(0).unsigned_abs());
         let validity = x509.validity();
-        let mut names: Vec<String> = match x509.subject_alternative_name() {
-            Ok(Some(san)) => san
-                .value
-                .general_names
-                .iter()
-                .filter_map(|n| match n {
-                    GeneralName::DNSName(name) => Some(name.to_ascii_lowercase()),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
+        let mut names = crate::tls::certs::dns_names(&x509)?;
         names.sort();
         names.dedup();
         Ok(Certificate {
