@@ -40,7 +40,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::HeaderValue;
 use cli::Command;
@@ -142,13 +142,20 @@ fn run(args: cli::Args) -> Result<(), Failure> {
     let result = runtime.block_on(serve(config, listeners, state));
     // A CPU profile may still be sampling on a blocking thread; don't wait for it.
     runtime.shutdown_timeout(Duration::from_millis(500));
-    // The last lines ("drained") are queued; a stalled journal gets the grace, no more.
+    // The last lines ("drained") are queued; a stalled journal gets what is left of the
+    // grace the drain began (so the stop stays within TimeoutStopSec), no more.
     if let Some(log) = log {
-        if !log.flush(grace) {
-            eprintln!("servy: log lines still queued after {grace:?}; exiting without them");
+        let left = match &result {
+            Ok(stopping) => (*stopping + grace).saturating_duration_since(Instant::now()),
+            Err(_) => grace,
+        };
+        if !log.flush(left) {
+            eprintln!(
+                "servy: log lines still queued at the end of the grace period; exiting without them"
+            );
         }
     }
-    result
+    result.map(|_| ())
 }
 
 /// What `main` builds once and hands to the serving steps.
@@ -180,7 +187,8 @@ fn list_assets() -> Result<(), Failure> {
     out.flush().map_err(Failure::startup)
 }
 
-async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(), Failure> {
+/// Serves until SIGTERM and drains; returns when the drain began.
+async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Instant, Failure> {
     let mut signals = Signals::install().map_err(Failure::startup)?;
     let State {
         site,
@@ -308,6 +316,7 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
     }
 
     systemd::stopping();
+    let stopping = Instant::now();
     tracing::info!(grace = ?config.limits.shutdown_grace, "shutting down: draining connections");
     tokio::select! {
         drained = server.drain(config.limits.shutdown_grace) => if drained {
@@ -318,7 +327,7 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<(),
         // A second SIGTERM/SIGINT (an impatient Ctrl-C) means now.
         () = shutdown_requested(&mut signals) => tracing::warn!("second signal; closing the remaining connections"),
     }
-    Ok(())
+    Ok(stopping)
 }
 
 /// Waits for SIGTERM/SIGINT, ignoring SIGHUP (nothing to refresh yet).

@@ -169,3 +169,17 @@ fn a_closing_download_in_flight_at_sigterm_arrives_whole() {
     );
     assert_eq!(r.body, expected.body);
 }
+
+/// Log lines are written by a writer thread; the last ones ("drained") are queued just
+/// before exit, and servy waits (within the grace) until they are out.
+#[test]
+fn the_last_log_lines_are_written_before_exit() {
+    let mut servy = Servy::start("");
+    let status = servy.terminate();
+    assert!(status.success(), "{status}");
+    let stderr = servy.stderr();
+    assert!(
+        stderr.lines().last().is_some_and(|l| l.contains("drained")),
+        "the last line is not the drain's:\n{stderr}"
+    );
+}
