@@ -220,7 +220,7 @@ async fn accept_loop<S>(
                 }
                 Transport::Tls(acceptor) => {
                     let accepted = tokio::select! {
-                        accepted = acceptor.accept(stream) => accepted,
+                        accepted = Box::pin(acceptor.accept(stream)) => accepted,
                         _ = stop.changed() => return,
                     };
                     let (stream, protocol) = match accepted {
@@ -235,7 +235,9 @@ async fn accept_loop<S>(
                         Protocol::Http2 => true,
                         Protocol::AcmeChallenge => return, // the handshake was the answer
                     };
-                    serve_http(stream, h2, &builders, service, watcher, stop).await;
+                    // Boxed: a task is sized for its largest state, and a TLS stream is
+                    // large; plain connections (most of them, and idle ones) stay small.
+                    Box::pin(serve_http(stream, h2, &builders, service, watcher, stop)).await;
                 }
             }
             drop(slot);
