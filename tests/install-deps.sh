@@ -33,7 +33,7 @@ command -v redbot >/dev/null || { echo "install-deps: pip: redbot"; pip install 
 # postinstall downloads the HSTS preload and TLD lists; scan.sh writes small ones instead.
 obs=/opt/servy-test/observatory
 if [ ! -f "$obs/node_modules/@mdn/mdn-http-observatory/src/scan.js" ]; then
-  command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
+  command -v npm >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm; }
   echo "install-deps: npm: @mdn/mdn-http-observatory"
   npm install --prefix "$obs" --ignore-scripts --no-audit --no-fund -q @mdn/mdn-http-observatory@1.4.8
 fi
