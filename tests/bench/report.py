@@ -21,6 +21,7 @@ COLOURS = {
     "nginx-log": "#74b816",
     "static-web-server": "#1c7ed6",
 }
+CONNS_ONLY = {"kib_per_idle_conn", "fresh_ms"}
 METRICS = [
     # key, label, format, better
     ("req_per_s", "requests/s", "{:,.0f}", "higher"),
@@ -123,7 +124,10 @@ def cost_fit(runs: list[dict]) -> dict[str, dict[str, float]]:
         n = len(pts)
         mx, my = sum(x for x, _ in pts) / n, sum(y for _, y in pts) / n
         sxx = sum((x - mx) ** 2 for x, _ in pts)
-        if n < 2 or sxx == 0:
+        # A line through loads of about the same size says nothing (blog and wrk alone
+        # both send ~118 KiB per request): fit only across at least a 2× spread.
+        xs = [x for x, _ in pts]
+        if n < 2 or sxx == 0 or max(xs) < 2 * min(xs):
             continue
         b = sum((x - mx) * (y - my) for x, y in pts) / sxx
         out[server] = {"a_us": my - b * mx, "b_us_per_kib": b, "points": n}
@@ -197,7 +201,8 @@ def markdown(meta: dict, table: dict, ratio: dict) -> str:
     ]
     for load, servers in table.items():
         for server, m in servers.items():
-            cells = [fmt.format(m[k]) for k, _, fmt, _ in cols]
+            # The idle-connection columns mean something for the conns load only.
+            cells = ["" if k in CONNS_ONLY and load != "conns" else fmt.format(m[k]) for k, _, fmt, _ in cols]
             lines.append(f"| {load} | {server} | " + " | ".join(cells) + " |")
     if ratio:
         lines += ["", "servy / nginx (CPU per request: ≤ 1.00 is the target; requests/s: ≥ 1.00):", ""]
