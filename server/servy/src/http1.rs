@@ -19,17 +19,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use bytes::Bytes;
-use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Sleep;
 use tower::{Service, ServiceExt};
+
+use crate::held_body::HeldBody;
 
 /// How long a keep-alive connection is idle before it parks. Short, so buffers do not
 /// pile up under a burst of new connections (their peak stays in the heap); long enough
@@ -264,7 +265,7 @@ struct Tracked<S> {
 }
 
 type BoxedResponse =
-    Pin<Box<dyn Future<Output = Result<Response<TrackedBody>, Infallible>> + Send>>;
+    Pin<Box<dyn Future<Output = Result<Response<HeldBody<Open>>, Infallible>> + Send>>;
 
 impl<S> hyper::service::Service<Request<Incoming>> for Tracked<S>
 where
@@ -275,7 +276,7 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    type Response = Response<TrackedBody>;
+    type Response = Response<HeldBody<Open>>;
     type Error = Infallible;
     type Future = BoxedResponse;
 
@@ -285,44 +286,18 @@ where
         let response = self.service.clone().oneshot(req);
         Box::pin(async move {
             let Ok(response) = response.await;
-            Ok(response.map(|body| TrackedBody { body, _open: open }))
+            Ok(response.map(|body| HeldBody::new(body, open)))
         })
     }
 }
 
 /// One exchange hyper has not finished with; closes when dropped (body written, or the
 /// request abandoned).
-struct Open(Arc<Activity>);
+pub struct Open(Arc<Activity>);
 
 impl Drop for Open {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::Relaxed);
         self.0.answered.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// A response body that holds its exchange open until hyper drops it.
-pub struct TrackedBody {
-    body: Body,
-    _open: Open,
-}
-
-impl hyper::body::Body for TrackedBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }

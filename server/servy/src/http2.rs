@@ -15,14 +15,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
-use bytes::Bytes;
-use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 use tower::{Service, ServiceExt};
+
+use crate::held_body::HeldBody;
 
 /// Open streams and when that last changed, shared by [`Streams`] and [`IdleClose`].
 struct Activity {
@@ -134,9 +134,10 @@ where
     S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
-    type Response = Response<StreamBody>;
+    type Response = Response<HeldBody<OpenStream>>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<StreamBody>, Infallible>> + Send>>;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<Response<HeldBody<OpenStream>>, Infallible>> + Send>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -149,45 +150,16 @@ where
         let response = self.service.clone().oneshot(req);
         Box::pin(async move {
             let Ok(response) = response.await;
-            Ok(response.map(|body| StreamBody {
-                body,
-                _stream: stream,
-            }))
+            Ok(response.map(|body| HeldBody::new(body, stream)))
         })
     }
 }
 
-struct OpenStream(Arc<Activity>);
+pub struct OpenStream(Arc<Activity>);
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
         self.0.touch();
         self.0.open.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// A response body that keeps its stream counted open until hyper drops it.
-pub struct StreamBody {
-    body: Body,
-    _stream: OpenStream,
-}
-
-impl hyper::body::Body for StreamBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }

@@ -12,6 +12,7 @@ mod cap;
 mod cli;
 mod config;
 mod headers;
+mod held_body;
 mod host;
 mod http1;
 mod http2;
