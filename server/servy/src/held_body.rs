@@ -2,12 +2,17 @@
 //! use it to count an exchange (or a stream) as open until its last byte is written or
 //! the request is abandoned, which is when hyper drops the body.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
 use bytes::Bytes;
-use hyper::body::{Frame, SizeHint};
+use hyper::body::{Frame, Incoming, SizeHint};
+use tower::{Service, ServiceExt};
 
 /// `body` as it was, with `held` dropped together with it.
 pub struct HeldBody<T> {
@@ -19,6 +24,24 @@ impl<T> HeldBody<T> {
     pub fn new(body: Body, held: T) -> HeldBody<T> {
         HeldBody { body, _held: held }
     }
+}
+
+/// The response future of a service that wraps servy's with [`respond_holding`].
+pub type HeldResponse<T> =
+    Pin<Box<dyn Future<Output = Result<Response<HeldBody<T>>, Infallible>> + Send>>;
+
+/// `service` answers `req`, and `held` lives until hyper drops the response body.
+pub fn respond_holding<S, T>(service: S, req: Request<Incoming>, held: T) -> HeldResponse<T>
+where
+    S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+    T: Send + 'static,
+{
+    let response = service.oneshot(req);
+    Box::pin(async move {
+        let Ok(response) = response.await;
+        Ok(response.map(|body| HeldBody::new(body, held)))
+    })
 }
 
 impl<T: Unpin> hyper::body::Body for HeldBody<T> {

@@ -28,9 +28,9 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Sleep;
-use tower::{Service, ServiceExt};
+use tower::Service;
 
-use crate::held_body::HeldBody;
+use crate::held_body::{HeldBody, HeldResponse, respond_holding};
 
 /// How long a keep-alive connection is idle before it parks. Short, so buffers do not
 /// pile up under a burst of new connections (their peak stays in the heap); long enough
@@ -264,9 +264,6 @@ struct Tracked<S> {
     activity: Arc<Activity>,
 }
 
-type BoxedResponse =
-    Pin<Box<dyn Future<Output = Result<Response<HeldBody<Open>>, Infallible>> + Send>>;
-
 impl<S> hyper::service::Service<Request<Incoming>> for Tracked<S>
 where
     S: Service<Request<Incoming>, Response = Response, Error = Infallible>
@@ -278,16 +275,12 @@ where
 {
     type Response = Response<HeldBody<Open>>;
     type Error = Infallible;
-    type Future = BoxedResponse;
+    type Future = HeldResponse<Open>;
 
-    fn call(&self, req: Request<Incoming>) -> BoxedResponse {
+    fn call(&self, req: Request<Incoming>) -> HeldResponse<Open> {
         let open = Open(self.activity.clone());
         open.0.open.fetch_add(1, Ordering::Relaxed);
-        let response = self.service.clone().oneshot(req);
-        Box::pin(async move {
-            let Ok(response) = response.await;
-            Ok(response.map(|body| HeldBody::new(body, open)))
-        })
+        respond_holding(self.service.clone(), req, open)
     }
 }
 

@@ -20,9 +20,9 @@ use axum::response::Response;
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
-use tower::{Service, ServiceExt};
+use tower::Service;
 
-use crate::held_body::HeldBody;
+use crate::held_body::{HeldBody, HeldResponse, respond_holding};
 
 /// Open streams and when that last changed, shared by [`Streams`] and [`IdleClose`].
 struct Activity {
@@ -136,8 +136,7 @@ where
 {
     type Response = Response<HeldBody<OpenStream>>;
     type Error = Infallible;
-    type Future =
-        Pin<Box<dyn Future<Output = Result<Response<HeldBody<OpenStream>>, Infallible>> + Send>>;
+    type Future = HeldResponse<OpenStream>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -147,11 +146,7 @@ where
         self.activity.open.fetch_add(1, Ordering::Relaxed);
         self.activity.touch();
         let stream = OpenStream(self.activity.clone());
-        let response = self.service.clone().oneshot(req);
-        Box::pin(async move {
-            let Ok(response) = response.await;
-            Ok(response.map(|body| HeldBody::new(body, stream)))
-        })
+        respond_holding(self.service.clone(), req, stream)
     }
 }
 
