@@ -41,8 +41,8 @@ from measure import Meter, free_port  # noqa: E402
 from servers import Nginx, Servy, Stub, parse_redirects, precompress, settle  # noqa: E402
 
 
-class ServyTls(Servy):
-    """servy as bench.py runs it, plus the https listener on the measured port."""
+class TlsServer:
+    """Mixed into a bench.py server: its measured port speaks TLS with cert and key."""
 
     def __init__(self, *args, cert: Path, key: Path):
         super().__init__(*args)
@@ -51,6 +51,10 @@ class ServyTls(Servy):
     @property
     def url(self) -> str:
         return f"https://localhost:{self.port}"
+
+
+class ServyTls(TlsServer, Servy):
+    """servy as bench.py runs it, plus the https listener on the measured port."""
 
     def command(self) -> list[str]:
         cmd = super().command()
@@ -70,16 +74,8 @@ key = "{self.key}"
         return cmd
 
 
-class NginxTls(Nginx):
+class NginxTls(TlsServer, Nginx):
     """nginx as bench.py runs it, its listener turned into TLS 1.3 + HTTP/2 with resumption."""
-
-    def __init__(self, *args, cert: Path, key: Path):
-        super().__init__(*args)
-        self.cert, self.key = cert, key
-
-    @property
-    def url(self) -> str:
-        return f"https://localhost:{self.port}"
 
     def command(self) -> list[str]:
         cmd = super().command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -121,6 +122,10 @@ def conns(url: str, pid: int, n: int, hold_s: float, out: Path) -> dict:
 
     from measure import memory_kib
 
+    # One client for idle connections, shared with the container test.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "systemd"))
+    from idleconns import get, still_open
+
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < n + 64:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 256), hard))
@@ -135,7 +140,7 @@ def conns(url: str, pid: int, n: int, hold_s: float, out: Path) -> dict:
         for _ in range(n):
             s = socket.create_connection((host, int(port)), timeout=10)
             try:
-                received += _get(s)
+                received += get(s, host, "/")
                 held.append(s)
             except OSError:
                 failed += 1
@@ -146,13 +151,13 @@ def conns(url: str, pid: int, n: int, hold_s: float, out: Path) -> dict:
         fresh_start = time.monotonic()
         try:
             with socket.create_connection((host, int(port)), timeout=5) as fresh:
-                received += _get(fresh)
+                received += get(fresh, host, "/")
             fresh_ms = (time.monotonic() - fresh_start) * 1000
         except OSError:
             failed += 1
             fresh_ms = float("inf")
         # Still open after the hold (a server may close idle connections sooner).
-        still_open = sum(1 for s in held if _open(s))
+        open_after = sum(1 for s in held if still_open(s))
     finally:
         for s in held:
             s.close()
@@ -166,43 +171,9 @@ def conns(url: str, pid: int, n: int, hold_s: float, out: Path) -> dict:
         "failed": failed + (fresh_ms >= 1000),
         "thresholds_ok": failed == 0 and fresh_ms < 1000,
         "idle_conns": len(held),
-        "idle_open_after_hold": still_open,
+        "idle_open_after_hold": open_after,
         "kib_per_idle_conn": (after - before) / max(len(held), 1),
         "fresh_ms": fresh_ms,
     }
     (out / "conns.json").write_text(json.dumps(result, indent=1))
     return result
-
-
-def _get(s) -> int:
-    """One keep-alive GET / on s; returns the bytes of the whole response."""
-    s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = s.recv(65536)
-        if not chunk:
-            raise OSError("closed before the response head")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next((int(l.split(b":", 1)[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")), 0)
-    while len(body) < length:
-        chunk = s.recv(65536)
-        if not chunk:
-            raise OSError("closed mid-body")
-        body += chunk
-    return len(head) + 4 + len(body)
-
-
-def _open(s) -> bool:
-    """True if the peer has not closed s (nothing readable, or data but no EOF)."""
-    import socket
-
-    s.setblocking(False)
-    try:
-        return s.recv(1, socket.MSG_PEEK) != b""
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    finally:
-        s.setblocking(True)

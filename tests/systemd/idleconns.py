@@ -23,7 +23,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 
-def get(s: socket.socket, host: str, path: str) -> None:
+def get(s: socket.socket, host: str, path: str) -> int:
+    """One keep-alive GET on s, which must answer 200; returns the response's bytes.
+    The benchmark runner's conns load uses it too (tests/bench/loads.py)."""
     s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
     data = b""
     while b"\r\n\r\n" not in data:
@@ -40,6 +42,7 @@ def get(s: socket.socket, host: str, path: str) -> None:
         if not chunk:
             raise OSError("closed mid-body")
         body += chunk
+    return len(head) + 4 + len(body)
 
 
 def still_open(s: socket.socket) -> bool:
