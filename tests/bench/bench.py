@@ -49,7 +49,7 @@ SERVY_VARIANTS = {
     "servy-zc-auto": {"http_extra": 'zero_copy = "auto"'},
     "servy-zc-off": {"http_extra": 'zero_copy = "off"'},
 }
-ALL_SERVERS = ["servy", "servy-nolog", "servy-zc-auto", "nginx", "nginx-log", "static-web-server"]
+ALL_SERVERS = ["servy", "servy-nolog", "servy-zc-auto", "nginx", "nginx-log", "nginx-nopush", "static-web-server"]
 # bigfile: wrk on the site's largest file only (an image of about 4 MB); conns: idle
 # keep-alive connections held open (memory per connection).
 ALL_LOADS = ["blog", "browser", "wrk", "bigfile", "conns"]
@@ -207,7 +207,7 @@ def main() -> int:
     bad = [s for s in servers if s not in ALL_SERVERS] + [l for l in wanted_loads if l not in ALL_LOADS]
     if bad:
         ap.error(f"unknown server or load: {', '.join(bad)}")
-    nginx_wanted = "nginx" in servers or "nginx-log" in servers
+    nginx_wanted = any(s.startswith("nginx") for s in servers)
     for tool in ["k6", "taskset"] + (["wrk"] if "wrk" in wanted_loads else []) + (["nginx"] if nginx_wanted else []):
         if not shutil.which(tool):
             log(f"{tool} not found on PATH")
@@ -216,6 +216,10 @@ def main() -> int:
         "servy runs the shipped defaults: request log on, text on stderr (journald is not available here), "
         "which the runner writes to a file; servy-nolog is the same with [log] requests = false.",
         "nginx has its access log off; nginx-log writes it to a file (access_log ... combined buffer=64k).",
+        "nginx-nopush is nginx with tcp_nopush off: on loopback its two TCP_CORK calls per request cost "
+        "more than the segment they save, so it shows the cheapest nginx here, not the usual tuned one.",
+        "user and kernel µs / req split CPU per request into the server's own code (utime) and the "
+        "kernel's work for it (stime; on loopback that includes delivering to the client's socket).",
         "conns: N keep-alive connections, one GET / each, then held idle 3 s; KiB / idle conn is the "
         "server's RssAnon growth over N, fresh req ms the time for a new connection's GET / meanwhile.",
         "nginx and static-web-server serve precompressed .gz files; nginx-light has no brotli module "
@@ -272,6 +276,7 @@ def main() -> int:
         },
         "nginx": lambda: Nginx(out / "nginx", args.server_cpu, precompressed, redirects),
         "nginx-log": lambda: Nginx(out / "nginx-log", args.server_cpu, precompressed, redirects, access_log=True),
+        "nginx-nopush": lambda: Nginx(out / "nginx-nopush", args.server_cpu, precompressed, redirects, nopush=False),
         "static-web-server": lambda: StaticWebServer(out / "sws", args.server_cpu, sws, precompressed, redirects),
     }
 
@@ -302,6 +307,7 @@ def main() -> int:
                                                   args.client_cpu, out / "runs" / tag)
                         u = meter.usage
                         run = dict(result, round=rnd + 1, server=name, load=load, cpu_s=u.cpu_s,
+                                   cpu_user_s=u.cpu_user_s, cpu_sys_s=u.cpu_sys_s,
                                    rss_anon_peak_kib=u.rss_anon_peak_kib, rss_peak_kib=u.rss_peak_kib)
                         runs.append(run)
                         d = report.derive(run)

@@ -34,18 +34,23 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds used so far by pid and its live descendants."""
-    total = 0
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds used so far by pid and its live descendants.
+
+    Kept apart because they answer different questions: user time is the server's own
+    code, system time the kernel's work for its syscalls (on loopback, also part of the
+    peer's TCP receive path, which runs in the sender's context)."""
+    user = system = 0
     for p in process_tree(pid):
         try:
             with open(f"/proc/{p}/stat") as f:
                 # The command name may contain spaces: fields start after the last ')'.
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+            user += int(fields[11])  # utime (field 14)
+            system += int(fields[12])  # stime (field 15)
         except (OSError, IndexError, ValueError):
             continue
-    return total / CLK_TCK
+    return user / CLK_TCK, system / CLK_TCK
 
 
 def memory_kib(pid: int) -> dict[str, int]:
@@ -66,6 +71,8 @@ def memory_kib(pid: int) -> dict[str, int]:
 @dataclass
 class Usage:
     cpu_s: float
+    cpu_user_s: float
+    cpu_sys_s: float
     rss_anon_peak_kib: int
     rss_peak_kib: int
 
@@ -98,11 +105,11 @@ class Meter:
         return self
 
     def __exit__(self, *exc) -> None:
-        cpu = cpu_seconds(self.pid) - self._cpu0
+        user, system = (now - then for now, then in zip(cpu_seconds(self.pid), self._cpu0))
         self._stop.set()
         self._thread.join()
         self._sample()
-        self.usage = Usage(cpu, self._anon, self._rss)
+        self.usage = Usage(user + system, user, system, self._anon, self._rss)
 
 
 def wait_port(host: str, port: int, timeout: float = 10.0) -> None:

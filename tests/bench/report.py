@@ -19,9 +19,11 @@ COLOURS = {
     "servy-zc-auto": "#ae3ec9",
     "nginx": "#2b8a3e",
     "nginx-log": "#74b816",
+    "nginx-nopush": "#8ce99a",
     "static-web-server": "#1c7ed6",
 }
 CONNS_ONLY = {"kib_per_idle_conn", "fresh_ms"}
+NAN = float("nan")
 METRICS = [
     # key, label, format, better
     ("req_per_s", "requests/s", "{:,.0f}", "higher"),
@@ -32,6 +34,9 @@ METRICS = [
     ("failed", "failed", "{:.0f}", "lower"),
     ("cpu_s_per_1k", "CPU s / 1k req", "{:.3f}", "lower"),
     ("cpu_us_per_req", "CPU µs / req", "{:.1f}", "lower"),
+    # The same split: the server's own code, and the kernel's work on its behalf.
+    ("user_us_per_req", "user µs / req", "{:.1f}", "lower"),
+    ("sys_us_per_req", "kernel µs / req", "{:.1f}", "lower"),
     # Below 100%, the server was not the limit: the client was (or the network path).
     ("cpu_busy_pct", "server CPU %", "{:.0f}", "lower"),
     ("rss_anon_mib", "RssAnon MiB", "{:.1f}", "lower"),
@@ -55,6 +60,9 @@ def derive(run: dict) -> dict:
         "failed": run["failed"],
         "cpu_s_per_1k": run["cpu_s"] / req * 1000,
         "cpu_us_per_req": run["cpu_s"] / req * 1e6,
+        # Runs measured as one figure (benchvm reads a cgroup's usage_usec) have no split.
+        "user_us_per_req": run["cpu_user_s"] / req * 1e6 if "cpu_user_s" in run else NAN,
+        "sys_us_per_req": run["cpu_sys_s"] / req * 1e6 if "cpu_sys_s" in run else NAN,
         "cpu_busy_pct": run["cpu_s"] / dur * 100,
         "rss_anon_mib": run["rss_anon_peak_kib"] / 1024,
         "rss_mib": run["rss_peak_kib"] / 1024,
@@ -157,6 +165,36 @@ def round_ratios(runs: list[dict]) -> dict[str, dict[int, float]]:
     return out
 
 
+def kernel_floor(table: dict) -> dict[str, dict[str, float]]:
+    """Per load, each servy variant's kernel time over each nginx variant's whole CPU time.
+
+    That is the ratio servy would reach if its own code cost nothing: the kernel's work
+    for the syscalls it makes (one read and one write per request on HTTP/1) is a floor
+    no user-space change goes below."""
+    out: dict[str, dict[str, float]] = {}
+    for load, servers in table.items():
+        for name, m in servers.items():
+            if not name.startswith("servy") or m["sys_us_per_req"] != m["sys_us_per_req"]:
+                continue
+            for other, n in servers.items():
+                if other.startswith("nginx") and n["cpu_us_per_req"]:
+                    out.setdefault(load, {})[f"{name} / {other}"] = m["sys_us_per_req"] / n["cpu_us_per_req"]
+    return out
+
+
+def floor_markdown(floor: dict) -> str:
+    if not floor:
+        return ""
+    pairs = sorted({k for v in floor.values() for k in v})
+    lines = ["", "## The kernel's floor", "",
+             "servy's kernel µs per request over nginx's whole CPU µs per request: the ratio servy would "
+             "reach if its own code took no time at all.", "",
+             "| load | " + " | ".join(pairs) + " |", "|---|" + "---:|" * len(pairs)]
+    for load, v in floor.items():
+        lines.append(f"| {load} | " + " | ".join(f"{v[p]:.2f}" if p in v else "" for p in pairs) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def cost_markdown(fit: dict, variants: dict) -> str:
     lines = ["", "## Fixed and per-byte cost", "",
              "CPU µs per request = a + b · KiB per request, least squares over every run of each server:", "",
@@ -202,7 +240,8 @@ def markdown(meta: dict, table: dict, ratio: dict) -> str:
     for load, servers in table.items():
         for server, m in servers.items():
             # The idle-connection columns mean something for the conns load only.
-            cells = ["" if k in CONNS_ONLY and load != "conns" else fmt.format(m[k]) for k, _, fmt, _ in cols]
+            cells = ["" if (k in CONNS_ONLY and load != "conns") or m[k] != m[k] else fmt.format(m[k])
+                     for k, _, fmt, _ in cols]
             lines.append(f"| {load} | {server} | " + " | ".join(cells) + " |")
     if ratio:
         lines += ["", "servy / nginx (CPU per request: ≤ 1.00 is the target; requests/s: ≥ 1.00):", ""]
@@ -303,6 +342,8 @@ def write(out: Path, meta: dict, runs: list[dict], profile: dict | None, tables:
     md += extra_md
     fit, variants = cost_fit(runs), variant_ratios(table)
     md += cost_markdown(fit, variants)
+    floor = kernel_floor(table)
+    md += floor_markdown(floor)
     per_round = round_ratios(runs)
     if per_round:
         # nginx's CPU per request varied by a third between identical runs on a shared
@@ -323,7 +364,7 @@ def write(out: Path, meta: dict, runs: list[dict], profile: dict | None, tables:
     (out / "report.json").write_text(
         json.dumps({"meta": meta, "medians": table, "servy_over_nginx": ratio, "request_log": log_ratios(table),
                     "cost_fit": fit,
-                    "variants_over_nginx": variants, "servy_over_nginx_per_round": per_round, "runs": runs,
+                    "variants_over_nginx": variants, "kernel_floor": floor, "servy_over_nginx_per_round": per_round, "runs": runs,
                     "profile": profile}, indent=1)
     )
     (out / "report.html").write_text(
