@@ -144,12 +144,15 @@ fn run(args: cli::Args) -> Result<(), Failure> {
     // A CPU profile may still be sampling on a blocking thread; don't wait for it.
     runtime.shutdown_timeout(Duration::from_millis(500));
     // The last lines ("drained") are queued; a stalled journal gets what is left of the
-    // grace the drain began (so the stop stays within TimeoutStopSec), no more.
+    // grace the drain began (so the stop stays within TimeoutStopSec), no more. A drain
+    // that used the whole grace still leaves LAST_LINES for its own "grace period over":
+    // a journal that keeps up writes it in microseconds, but the writer thread must run.
     if let Some(log) = log {
         let left = match &result {
             Ok(stopping) => (*stopping + grace).saturating_duration_since(Instant::now()),
             Err(_) => grace,
         };
+        let left = left.max(LAST_LINES);
         if !log.flush(left) {
             eprintln!(
                 "servy: log lines still queued at the end of the grace period; exiting without them"
@@ -158,6 +161,9 @@ fn run(args: cli::Args) -> Result<(), Failure> {
     }
     result.map(|_| ())
 }
+
+/// The least time the log writer gets at exit to write the last lines.
+const LAST_LINES: Duration = Duration::from_millis(200);
 
 /// What `main` builds once and hands to the serving steps.
 struct State {
