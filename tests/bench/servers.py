@@ -91,15 +91,23 @@ class Server:
     def command(self) -> list[str]:
         raise NotImplementedError
 
-    def start(self) -> None:
+    def start(self, timeout: float = 10.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         cmd = ["taskset", "-c", str(self.cpu)] + self.command()
         log = open(self.workdir / f"{self.name}.log", "ab")
         # taskset execs the server, so the Popen pid is the server's pid.
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        deadline = time.monotonic() + timeout
         try:
-            wait_port("127.0.0.1", self.port)
+            # In short waits, so a server that exits at once is reported at once.
+            while True:
+                try:
+                    wait_port("127.0.0.1", self.port, 0.5)
+                    break
+                except TimeoutError:
+                    if self.proc.poll() is not None or time.monotonic() > deadline:
+                        raise
         except TimeoutError:
             self.stop()
             tail = (self.workdir / f"{self.name}.log").read_text(errors="replace")[-2000:]
@@ -139,6 +147,8 @@ class Servy(Server):
         config = self.workdir / "servy.toml"
         # The shipped defaults (request log on, level info), or with the request line off.
         log = "" if self.request_log else "[log]\nrequests = false\n"
+        # No source, no redirects (a run that measures servy alone).
+        redirects = f'[redirects]\nsource = "{self.redirects_source}"\nstatus = 308\n' if self.redirects_source else ""
         config.write_text(
             f"""# Benchmark configuration: the shipped defaults but for listen, profiling, redirects.
 [http]
@@ -147,10 +157,7 @@ listen = ["127.0.0.1:{self.port}"]
 [metrics]
 listen = ["127.0.0.1:{self.metrics_port}"]
 profiling = {str(self.profiling).lower()}
-[redirects]
-source = "{self.redirects_source}"
-status = 308
-{log}"""
+{redirects}{log}"""
         )
         return [str(self.binary), "--config", str(config)]
 
