@@ -32,6 +32,10 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::{LogConfig, LogFormat};
 
+mod request_line;
+
+pub use request_line::TARGET as REQUEST_TARGET;
+
 /// Lines held while the writer is blocked. A request line copied here is a few hundred
 /// bytes, so a full queue is about a megabyte; at the blog load that is a second or two
 /// of a stalled journal, after which lines are dropped rather than held.
@@ -130,6 +134,7 @@ where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
     tracing_subscriber::fmt::layer()
+        .event_format(request_line::TextFormat::new())
         .with_writer(stderr)
         .with_ansi(std::io::stderr().is_terminal())
 }

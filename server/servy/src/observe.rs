@@ -20,7 +20,7 @@ use crate::router::Served;
 
 /// Where request lines go, so they can be filtered on their own
 /// (`log.level = "info,servy::request=warn"`).
-pub const TARGET: &str = "servy::request";
+use crate::logging::REQUEST_TARGET as TARGET;
 
 #[derive(Clone)]
 pub struct ObserveLayer {
