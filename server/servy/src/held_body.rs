@@ -1,6 +1,7 @@
 //! A response body that holds something until hyper is done with it. `http1` and `http2`
 //! use it to count an exchange (or a stream) as open until its last byte is written or
-//! the request is abandoned, which is when hyper drops the body.
+//! the request is abandoned, which is when hyper drops the body. Also the one bound that
+//! `serve`, `http1` and `http2` put on servy's request service.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,6 +14,29 @@ use axum::response::Response;
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
 use tower::{Service, ServiceExt};
+
+/// servy's request service as the connection layers take it: tower's `Service` for
+/// hyper's requests, never failing, cloned per connection, `Unpin` so a connection can
+/// be polled (and parked) without pinning it, its futures spawnable.
+pub trait RequestService:
+    Service<Request<Incoming>, Response = Response, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + Unpin
+    + 'static
+{
+}
+
+impl<S> RequestService for S
+where
+    S: Service<Request<Incoming>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Unpin
+        + 'static,
+    S::Future: Send + 'static,
+{
+}
 
 /// `body` as it was, with `held` dropped together with it.
 pub struct HeldBody<T> {
@@ -31,12 +55,11 @@ pub type HeldResponse<T> =
     Pin<Box<dyn Future<Output = Result<Response<HeldBody<T>>, Infallible>> + Send>>;
 
 /// `service` answers `req`, and `held` lives until hyper drops the response body.
-pub fn respond_holding<S, T>(service: S, req: Request<Incoming>, held: T) -> HeldResponse<T>
-where
-    S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Send + 'static,
-    S::Future: Send + 'static,
-    T: Send + 'static,
-{
+pub fn respond_holding<S: RequestService, T: Send + 'static>(
+    service: S,
+    req: Request<Incoming>,
+    held: T,
+) -> HeldResponse<T> {
     let response = service.oneshot(req);
     Box::pin(async move {
         let Ok(response) = response.await;

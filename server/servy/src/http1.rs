@@ -28,9 +28,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Sleep;
-use tower::Service;
 
-use crate::held_body::{HeldBody, HeldResponse, respond_holding};
+use crate::held_body::{HeldBody, HeldResponse, RequestService, respond_holding};
 
 /// How long a keep-alive connection is idle before it parks. Short, so buffers do not
 /// pile up under a burst of new connections (their peak stays in the heap); long enough
@@ -49,12 +48,7 @@ pub async fn serve<I, S>(
     mut stop: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Incoming>, Response = Response, Error = Infallible>
-        + Clone
-        + Send
-        + Unpin
-        + 'static,
-    S::Future: Send + 'static,
+    S: RequestService,
 {
     let mut io = io;
     let mut leftover = Bytes::new();
@@ -266,12 +260,7 @@ struct Tracked<S> {
 
 impl<S> hyper::service::Service<Request<Incoming>> for Tracked<S>
 where
-    S: Service<Request<Incoming>, Response = Response, Error = Infallible>
-        + Clone
-        + Send
-        + Unpin
-        + 'static,
-    S::Future: Send + 'static,
+    S: RequestService,
 {
     type Response = Response<HeldBody<Open>>;
     type Error = Infallible;

@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 use tower::Service;
 
-use crate::held_body::{HeldBody, HeldResponse, respond_holding};
+use crate::held_body::{HeldBody, HeldResponse, RequestService, respond_holding};
 
 /// Open streams and when that last changed, shared by [`Streams`] and [`IdleClose`].
 struct Activity {
@@ -131,8 +131,7 @@ pub struct Streams<S> {
 
 impl<S> Service<Request<Incoming>> for Streams<S>
 where
-    S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: RequestService,
 {
     type Response = Response<HeldBody<OpenStream>>;
     type Error = Infallible;

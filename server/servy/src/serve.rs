@@ -13,9 +13,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::Request;
-use axum::response::Response;
-use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -25,10 +22,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tower::Service;
 
 use crate::cap::ConnectionCap;
 use crate::config::LimitsConfig;
+use crate::held_body::RequestService;
 use crate::tls::{self, Protocol};
 use crate::zero_copy::ZeroCopy;
 
@@ -110,12 +107,7 @@ impl Server {
         service: S,
     ) -> io::Result<()>
     where
-        S: Service<Request<Incoming>, Response = Response, Error = std::convert::Infallible>
-            + Clone
-            + Send
-            + Unpin
-            + 'static,
-        S::Future: Send + 'static,
+        S: RequestService,
     {
         let listener = TcpListener::from_std(listener)?;
         // Per listener, so a flood on the site cannot lock out the metrics listener.
@@ -165,12 +157,7 @@ async fn accept_loop<S>(
     cap: ConnectionCap,
     mut stop: watch::Receiver<bool>,
 ) where
-    S: Service<Request<Incoming>, Response = Response, Error = std::convert::Infallible>
-        + Clone
-        + Send
-        + Unpin
-        + 'static,
-    S::Future: Send + 'static,
+    S: RequestService,
 {
     loop {
         // At the cap, stop accepting until a connection closes (see `cap`).
@@ -257,12 +244,7 @@ async fn serve_http<I, S>(
     stop: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Incoming>, Response = Response, Error = std::convert::Infallible>
-        + Clone
-        + Send
-        + Unpin
-        + 'static,
-    S::Future: Send + 'static,
+    S: RequestService,
 {
     if !h2 {
         let timeout = builders.header_read_timeout;
