@@ -206,24 +206,26 @@ pub fn dns_names(
     Ok(names)
 }
 
+/// A self-signed certificate for `names` and its key, as PEM: for the TLS unit tests.
+#[cfg(test)]
+pub(crate) fn self_signed_pem(names: &[&str]) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let cert = rcgen::CertificateParams::new(names)
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn pair(names: &[&str]) -> (String, String) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let cert = rcgen::CertificateParams::new(names)
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-
     #[test]
     fn pem_in_memory_gives_names_and_expiry() {
         let provider = rustls::crypto::ring::default_provider();
-        let (chain, key) = pair(&["Example.ORG", "*.example.org"]);
+        let (chain, key) = self_signed_pem(&["Example.ORG", "*.example.org"]);
         let loaded = from_pem(chain.as_bytes(), key.as_bytes(), &provider).unwrap();
         assert_eq!(loaded.names, ["example.org", "*.example.org"]);
         assert!(
@@ -235,8 +237,8 @@ mod tests {
     #[test]
     fn pem_in_memory_refuses_a_foreign_key_and_garbage() {
         let provider = rustls::crypto::ring::default_provider();
-        let (chain, _) = pair(&["a.test"]);
-        let (_, other_key) = pair(&["b.test"]);
+        let (chain, _) = self_signed_pem(&["a.test"]);
+        let (_, other_key) = self_signed_pem(&["b.test"]);
         let e = from_pem(chain.as_bytes(), other_key.as_bytes(), &provider).unwrap_err();
         assert!(e.contains("does not match"), "{e}");
         let e = from_pem(b"nothing", other_key.as_bytes(), &provider).unwrap_err();

@@ -168,19 +168,9 @@ mod tests {
     use crate::tls::certs;
 
     fn loaded(names: &[&str]) -> Loaded {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let cert = rcgen::CertificateParams::new(names)
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
+        let (cert, key) = certs::self_signed_pem(names);
         let provider = rustls::crypto::ring::default_provider();
-        certs::from_pem(
-            cert.pem().as_bytes(),
-            key.serialize_pem().as_bytes(),
-            &provider,
-        )
-        .unwrap()
+        certs::from_pem(cert.as_bytes(), key.as_bytes(), &provider).unwrap()
     }
 
     fn current(c: &Certificates, name: &str) -> Option<Arc<CertifiedKey>> {

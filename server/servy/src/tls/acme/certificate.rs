@@ -82,19 +82,11 @@ pub fn unix_seconds(t: SystemTime) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn self_signed(names: &[&str]) -> (String, String) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let params =
-            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
+    use crate::tls::certs::self_signed_pem;
 
     #[test]
     fn a_bundle_parses_in_either_order_and_knows_its_names() {
-        let (cert, key) = self_signed(&["example.org", "www.example.org"]);
+        let (cert, key) = self_signed_pem(&["example.org", "www.example.org"]);
         for pem in [format!("{cert}{key}"), format!("{key}{cert}")] {
             let c = Certificate::from_pem(pem.as_bytes()).unwrap();
             assert_eq!(c.names, ["example.org", "www.example.org"]);
@@ -110,8 +102,8 @@ mod tests {
 
     #[test]
     fn a_foreign_key_or_a_missing_part_is_refused() {
-        let (cert, _) = self_signed(&["example.org"]);
-        let (_, other_key) = self_signed(&["example.org"]);
+        let (cert, _) = self_signed_pem(&["example.org"]);
+        let (_, other_key) = self_signed_pem(&["example.org"]);
         let m = Certificate::from_pem(format!("{cert}{other_key}").as_bytes()).unwrap_err();
         assert!(m.contains("does not match"), "{m}");
         assert!(Certificate::from_pem(cert.as_bytes()).is_err());

@@ -151,14 +151,8 @@ mod tests {
         assert!(store.certificate().unwrap().is_none());
         assert!(store.account().unwrap().is_none());
 
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["example.org".to_string()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        store
-            .save_certificate(&cert.pem(), &key.serialize_pem())
-            .unwrap();
+        let (cert, key) = crate::tls::certs::self_signed_pem(&["example.org"]);
+        store.save_certificate(&cert, &key).unwrap();
         let loaded = store.certificate().unwrap().expect("stored");
         assert_eq!(loaded.names, ["example.org"]);
         let mode = fs::metadata(store.certificate_path())
