@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rustls::ClientConfig;
 use rustls::pki_types::CertificateDer;
-use rustls::{ClientConfig, RootCertStore};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::support::pebble::{Pebble, ValidationPorts, eventually};
@@ -102,21 +102,7 @@ fn wait_issued(servy: &Servy, pebble: &Pebble, count: f64) {
 
 /// A client that trusts only pebble's issuing root.
 fn client(pebble: &Pebble) -> Arc<ClientConfig> {
-    client_for(pebble.issuing_root())
-}
-
-/// A client that trusts only `root`, without a session to resume.
-fn client_for(root: CertificateDer<'static>) -> Arc<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    roots.add(root).expect("a root");
-    let mut config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
+    tls::client_trusting(pebble.issuing_root())
 }
 
 fn serial(cert: &CertificateDer<'_>) -> String {
@@ -325,7 +311,7 @@ fn with_the_ca_down_the_old_certificate_serves_orders_back_off_and_recover() {
         servy.stderr()
     );
     // Fresh handshakes (no resumption) still get the old certificate.
-    let (status, chain) = fetch(&servy, &client_for(root), DOMAIN);
+    let (status, chain) = fetch(&servy, &tls::client_trusting(root), DOMAIN);
     assert_eq!(status, 200);
     assert_eq!(serial(&chain[0]), old, "the old certificate keeps serving");
     assert!(failed(&servy) >= 2.0);
@@ -351,7 +337,7 @@ fn with_the_ca_down_the_old_certificate_serves_orders_back_off_and_recover() {
         "{}",
         servy.stderr()
     );
-    let (status, chain) = fetch(&servy, &client_for(pebble.issuing_root()), DOMAIN);
+    let (status, chain) = fetch(&servy, &tls::client_trusting(pebble.issuing_root()), DOMAIN);
     assert_eq!(status, 200);
     assert_ne!(serial(&chain[0]), old);
     assert_eq!(chain[1], pebble.intermediate(), "issued by the new pebble");
@@ -384,24 +370,12 @@ fn before_the_first_certificate_https_fails_cleanly_and_http_serves() {
     assert_eq!(get(servy.http, "/").status, 200);
     // A handshake for the domain fails at once instead of hanging.
     let began = Instant::now();
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(
-            rcgen::CertificateParams::new(vec!["x.test".to_string()])
-                .expect("params")
-                .self_signed(&rcgen::KeyPair::generate().expect("key"))
-                .expect("cert")
-                .der()
-                .to_vec(),
-        ))
-        .expect("root");
-    let client = Arc::new(
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    );
+    // Any client gets no certificate yet: one trusting a stranger's root will do.
+    let stranger = rcgen::CertificateParams::new(vec!["x.test".to_string()])
+        .expect("params")
+        .self_signed(&rcgen::KeyPair::generate().expect("key"))
+        .expect("cert");
+    let client = tls::client_trusting(stranger.der().clone());
     let refused = tls::connect(servy.https.expect("https"), DOMAIN, client);
     assert!(
         refused.is_err(),

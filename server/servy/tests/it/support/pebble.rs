@@ -12,9 +12,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rustls::ClientConfig;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::{ClientConfig, RootCertStore};
 
 use super::{Collected, TempDir, spawn_line_reader, tls};
 
@@ -81,15 +81,7 @@ impl Pebble {
         let dns = DnsStub::start();
         let log = Collected::default();
 
-        let mut roots = RootCertStore::empty();
-        roots.add(ca_der).expect("a valid root");
-        let client = Arc::new(
-            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .expect("versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth(),
-        );
+        let client = tls::client_trusting(ca_der);
         let mut pebble = Pebble {
             child: None,
             log,

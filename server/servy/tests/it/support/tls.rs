@@ -103,6 +103,21 @@ impl Pki {
     }
 }
 
+/// A client that trusts only `root` (any CA other than a `Pki`'s: pebble's, a stranger's),
+/// offering HTTP/1.1.
+pub fn client_trusting(root: CertificateDer<'static>) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.add(root).expect("a valid root");
+    let mut config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
 /// An open TLS connection to servy, handshake done.
 pub type Tls = StreamOwned<ClientConnection, TcpStream>;
 
