@@ -436,26 +436,31 @@ verdict $? "zero-downtime restart over HTTPS: the same 5 restarts under 10 more 
 [ "$k6_ok" = 0 ] || tail -n 20 "$work/k6-restart-https.log" | sed 's/^/    /'
 
 # --- 7. memory ------------------------------------------------------------------------------
-ct systemctl set-property --runtime servy.service MemoryMax=64M
-ct systemctl restart servy.service
-http_code "$base/" >/dev/null
-cg=$(prop servy.service ControlGroup)
-if ct test -f "/sys/fs/cgroup/memory$cg/memory.limit_in_bytes"; then
-  mem=/sys/fs/cgroup/memory$cg # cgroup v1: the kernel keeps the peak itself
-  limit=$(ct cat "$mem/memory.limit_in_bytes")
-  anon_key=total_rss
-else
-  mem=/sys/fs/cgroup$cg
-  limit=$(ct cat "$mem/memory.max")
-  anon_key=anon
-fi
+# servy restarted under MemoryMax=64M (sections 7 and 10). Sets mem (its cgroup directory),
+# limit_file, anon_key (memory.stat's anonymous memory) and oom_file, for cgroup v1 or v2.
+limit_memory() {
+  ct systemctl set-property --runtime servy.service MemoryMax=64M
+  ct systemctl restart servy.service
+  http_code "$base/" >/dev/null
+  local cg
+  cg=$(prop servy.service ControlGroup)
+  if ct test -f "/sys/fs/cgroup/memory$cg/memory.limit_in_bytes"; then
+    mem=/sys/fs/cgroup/memory$cg limit_file=memory.limit_in_bytes anon_key=total_rss oom_file=memory.oom_control
+  else
+    mem=/sys/fs/cgroup$cg limit_file=memory.max anon_key=anon oom_file=memory.events
+  fi
+}
+anon() { ct awk -v k="$anon_key" '$1 == k { print $2 }' "$mem/memory.stat" 2>/dev/null || echo 0; }
+
+limit_memory
+limit=$(ct cat "$mem/$limit_file")
 pid_before=$(prop servy.service MainPID)
 restarts_before=$(prop servy.service NRestarts)
 load memory 10s
 anon_peak=0
 current_peak=0
 while kill -0 "$k6_pid" 2>/dev/null; do
-  anon=$(ct awk -v k="$anon_key" '$1 == k { print $2 }' "$mem/memory.stat" 2>/dev/null || echo 0)
+  anon=$(anon)
   current=$(ct cat "$mem/memory.usage_in_bytes" 2>/dev/null || ct cat "$mem/memory.current" 2>/dev/null || echo 0)
   [ "${anon:-0}" -le "$anon_peak" ] || anon_peak=$anon
   [ "${current:-0}" -le "$current_peak" ] || current_peak=$current
@@ -464,14 +469,12 @@ done
 wait "$k6_pid" && k6_ok=0 || k6_ok=1
 if ct test -f "$mem/memory.max_usage_in_bytes"; then
   peak=$(ct cat "$mem/memory.max_usage_in_bytes") peak_source="memory.max_usage_in_bytes (cgroup v1)"
-  oom=$(ct awk '$1 == "oom_kill" { print $2 }' "$mem/memory.oom_control")
 elif ct test -f "$mem/memory.peak"; then
   peak=$(ct cat "$mem/memory.peak") peak_source="memory.peak"
-  oom=$(ct awk '$1 == "oom_kill" { print $2 }' "$mem/memory.events")
 else
   peak=$current_peak peak_source="max of memory.current sampled every 0.25 s"
-  oom=$(ct awk '$1 == "oom_kill" { print $2 }' "$mem/memory.events")
 fi
+oom=$(ct awk '$1 == "oom_kill" { print $2 }' "$mem/$oom_file")
 reqs=$(jq -r '.metrics.http_reqs.count // 0' "$work/k6-memory.json" 2>/dev/null || echo 0)
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 [ "$limit" = 67108864 ] && ct grep -qx "$pid_before" "$mem/cgroup.procs" && [ "$k6_ok" = 0 ] && [ "${oom:-0}" = 0 ] &&
@@ -530,16 +533,7 @@ verdict $? "stalled journal: journald SIGSTOP 20 s under 10 VUs: $reqs requests,
 # --- 10. idle connections -------------------------------------------------------------------
 # 10,000 keep-alive connections, one request each, held idle under MemoryMax=64M: no OOM
 # kill, and a fresh request is served within 1 s meanwhile.
-ct systemctl set-property --runtime servy.service MemoryMax=64M
-ct systemctl restart servy.service
-http_code "$base/" >/dev/null
-cg=$(prop servy.service ControlGroup)
-if ct test -f "/sys/fs/cgroup/memory$cg/memory.oom_control"; then
-  mem=/sys/fs/cgroup/memory$cg oom_file=memory.oom_control anon_key=total_rss
-else
-  mem=/sys/fs/cgroup$cg oom_file=memory.events anon_key=anon
-fi
-anon() { ct awk -v k="$anon_key" '$1 == k { print $2 }' "$mem/memory.stat" 2>/dev/null || echo 0; }
+limit_memory
 pid_before=$(prop servy.service MainPID)
 anon_before=$(anon)
 rm -f "$work/idle-ready"
