@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -174,7 +175,7 @@ def kernel_floor(table: dict) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for load, servers in table.items():
         for name, m in servers.items():
-            if not name.startswith("servy") or m["sys_us_per_req"] != m["sys_us_per_req"]:
+            if not name.startswith("servy") or math.isnan(m["sys_us_per_req"]):
                 continue
             for other, n in servers.items():
                 if other.startswith("nginx") and n["cpu_us_per_req"]:
@@ -240,7 +241,7 @@ def markdown(meta: dict, table: dict, ratio: dict) -> str:
     for load, servers in table.items():
         for server, m in servers.items():
             # The idle-connection columns mean something for the conns load only.
-            cells = ["" if (k in CONNS_ONLY and load != "conns") or m[k] != m[k] else fmt.format(m[k])
+            cells = ["" if (k in CONNS_ONLY and load != "conns") or math.isnan(m[k]) else fmt.format(m[k])
                      for k, _, fmt, _ in cols]
             lines.append(f"| {load} | {server} | " + " | ".join(cells) + " |")
     if ratio:

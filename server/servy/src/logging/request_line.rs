@@ -72,45 +72,39 @@ struct Fields<'a, 'w> {
 }
 
 impl Fields<'_, '_> {
-    fn field(&mut self, field: &Field) -> fmt::Result {
-        if !std::mem::take(&mut self.first) {
-            self.writer.write_char(' ')?;
+    /// One field: a space before all but the first, `name=` before all but the message.
+    fn write(&mut self, field: &Field, value: fmt::Arguments<'_>) {
+        if self.result.is_err() {
+            return;
         }
-        self.writer.write_str(field.name())?;
-        self.writer.write_char('=')
+        let separate = !std::mem::take(&mut self.first);
+        self.result = (|| {
+            if separate {
+                self.writer.write_char(' ')?;
+            }
+            if field.name() != "message" {
+                self.writer.write_str(field.name())?;
+                self.writer.write_char('=')?;
+            }
+            self.writer.write_fmt(value)
+        })();
     }
 }
 
 impl Visit for Fields<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if self.result.is_ok() {
-            self.result = if field.name() == "message" {
-                // A literal in `observe`: nothing in it to escape.
-                self.first = false;
-                self.writer.write_str(value)
-            } else {
-                self.field(field)
-                    .and_then(|()| write!(self.writer, "{value:?}"))
-            };
+        if field.name() == "message" {
+            // A literal in `observe`: nothing in it to escape.
+            self.write(field, format_args!("{value}"));
+        } else {
+            self.write(field, format_args!("{value:?}"));
         }
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if self.result.is_ok() {
-            self.result = self
-                .field(field)
-                .and_then(|()| write!(self.writer, "{value}"));
-        }
+        self.write(field, format_args!("{value}"));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.result.is_ok() {
-            self.result = if field.name() == "message" {
-                self.first = false;
-                write!(self.writer, "{value:?}")
-            } else {
-                self.field(field)
-                    .and_then(|()| write!(self.writer, "{value:?}"))
-            };
-        }
+        self.write(field, format_args!("{value:?}"));
     }
 }
 
