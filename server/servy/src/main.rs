@@ -6,35 +6,21 @@
 //! State is built before binding, so everything a config can get wrong is refused (exit
 //! 78) before a socket exists. The listeners serve before READY so that `/readyz` can say "not yet" and the site is
 //! up while a slow redirects source is still loading; READY waits for that first load.
-#![deny(unsafe_code)] // allowed in `listeners` (the systemd boundary) and `zero_copy::sys` (sendfile)
+#![deny(unsafe_code)] // allowed in `conn::listeners` (the systemd boundary) and `conn::zero_copy::sys` (sendfile)
 
-mod cap;
 mod cli;
 mod config;
-mod headers;
-mod held_body;
-mod host;
-mod http1;
-mod http2;
-mod https_redirect;
-mod listeners;
+mod conn;
 mod logging;
 mod metrics;
-mod netlify;
-mod not_found;
-mod observe;
 mod path;
-mod profile;
-mod redirects;
-mod router;
-mod rules;
-mod serve;
-mod shed;
+mod request;
+mod served;
+mod short_links;
 mod signals;
 mod site;
 mod systemd;
 mod tls;
-mod zero_copy;
 
 use std::error::Error;
 use std::fmt;
@@ -46,15 +32,15 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderValue;
 use cli::Command;
 use config::Config;
-use headers::ResponseHeaders;
-use listeners::Listeners;
+use conn::listeners::{self, Listeners};
+use conn::{Server, Transport, zero_copy};
 use metrics::{Metrics, Readiness};
-use redirects::{Redirects, Refresher};
-use router::AppState;
-use rules::SiteRules;
-use serve::{Server, Transport};
+use request::{AppState, https_redirect};
+use short_links::{Redirects, Refresher};
 use signals::{Event, Signals};
 use site::Site;
+use site::headers::ResponseHeaders;
+use site::rules::{self, SiteRules};
 use tls::Tls;
 use tls::acme::Acme;
 
@@ -241,7 +227,7 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Ins
             let service = tower::util::MapResponse::new(service, |r| headers.complete(r));
             server.serve(listener, Transport::Plain, service)
         } else {
-            let service = router::service(app.clone(), metrics.clone(), &config.limits);
+            let service = request::service(app.clone(), metrics.clone(), &config.limits);
             server.serve(listener, Transport::Plain, service)
         }
         .map_err(Failure::startup)?;
@@ -268,7 +254,7 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Ins
             .and_then(|v| HeaderValue::from_str(v).ok());
         for listener in listeners.https {
             let service =
-                router::https_service(app.clone(), metrics.clone(), &config.limits, hsts.clone());
+                request::https_service(app.clone(), metrics.clone(), &config.limits, hsts.clone());
             server
                 .serve(listener, Transport::Tls(tls.acceptor()), service)
                 .map_err(Failure::startup)?;
@@ -277,8 +263,8 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Ins
     let profiler = config
         .metrics
         .profiling
-        .then(|| profile::Profiler::new(config.metrics.profiling_max));
-    let metrics_routes = metrics::router((*metrics).clone(), readiness.clone(), profiler);
+        .then(|| metrics::profile::Profiler::new(config.metrics.profiling_max));
+    let metrics_routes = metrics::listener::router((*metrics).clone(), readiness.clone(), profiler);
     for listener in listeners.metrics {
         server
             .serve(listener, Transport::Plain, metrics_routes.clone())

@@ -11,8 +11,11 @@
 //! ETag, and a 304 must name the representation it validates.
 
 pub mod conditional;
+pub mod headers;
 pub mod negotiate;
+pub mod not_found;
 pub mod range;
+pub mod rules;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -28,12 +31,12 @@ use bytes::Bytes;
 use rust_embed::RustEmbed;
 
 use crate::config::CacheConfig;
-use crate::headers::{Header, ResponseHeaders};
-use crate::netlify::pattern::request_keys;
-use crate::not_found::NotFoundPage;
-use crate::router::Served;
+use crate::served::Served;
+use crate::site::headers::{Header, ResponseHeaders};
+use crate::site::not_found::NotFoundPage;
 use negotiate::Coding;
 use range::Outcome;
+use servy_rules::pattern::request_keys;
 
 /// The build-time table: one row per file, sorted by key.
 mod table {

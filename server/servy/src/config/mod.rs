@@ -600,11 +600,11 @@ impl Config {
             }
         }
         for (pattern, headers) in &self.headers.0 {
-            if let Err(reason) = crate::netlify::pattern::Pattern::parse(pattern) {
+            if let Err(reason) = servy_rules::pattern::Pattern::parse(pattern) {
                 return err(format!("headers.{pattern:?}: {reason}"));
             }
             for (name, value) in headers {
-                if let Err(reason) = crate::netlify::check_header(name, value) {
+                if let Err(reason) = servy_rules::check_header(name, value) {
                     return err(format!("headers.{pattern:?}.{name} = {value:?}: {reason}"));
                 }
             }

@@ -29,7 +29,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Sleep;
 
-use crate::held_body::{HeldBody, HeldResponse, RequestService, respond_holding};
+use crate::conn::held_body::{HeldBody, HeldResponse, RequestService, respond_holding};
 
 /// How long a keep-alive connection is idle before it parks. Short, so buffers do not
 /// pile up under a burst of new connections (their peak stays in the heap); long enough

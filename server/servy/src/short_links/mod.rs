@@ -17,9 +17,8 @@
 pub mod fetch;
 pub mod parse;
 pub mod refresher;
+mod shared;
 
-use std::collections::HashMap;
-use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -28,76 +27,21 @@ use axum::body::Body;
 use axum::http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_LENGTH, LOCATION};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
-use prometheus::{IntCounter, IntCounterVec, IntGauge};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::config::{QueryPolicy, RedirectsConfig};
 use crate::metrics::Metrics;
-use crate::router::Served;
+use crate::served::Served;
 
-pub use refresher::{Outcome, Refresher};
+pub use refresher::Refresher;
+pub use shared::{BuildError, Outcome};
+use shared::{Counters, RedirectMap, Shared};
 
 /// The handle the request path holds. Cheap to clone (one `Arc`).
 #[derive(Clone)]
 pub struct Redirects {
     shared: Arc<Shared>,
 }
-
-/// What the request path and the refresher share.
-struct Shared {
-    map: ArcSwap<RedirectMap>,
-    /// Prebuilt once from the config: nothing on the hot path formats a header.
-    status: StatusCode,
-    cache_control: HeaderValue,
-    cors: bool,
-    query: QueryPolicy,
-    /// Set by the first miss, cleared by the refresher when it acts on it; further misses
-    /// in between cost one relaxed load.
-    pending: AtomicBool,
-    wake: Notify,
-    /// SIGHUP asks here; the reply says how the refresh went.
-    now: mpsc::Sender<oneshot::Sender<Outcome>>,
-}
-
-/// A complete, immutable alias table. The refresher builds a new one and swaps it in whole,
-/// so a lookup never sees half a file.
-#[derive(Default)]
-pub struct RedirectMap {
-    entries: HashMap<Box<str>, Target>,
-}
-
-/// One alias, with everything `lookup` needs already built.
-struct Target {
-    url: Arc<str>,
-    location: HeaderValue,
-    /// Where `#fragment` starts (or the length): an appended query goes before it.
-    fragment_at: usize,
-    /// Whether the target already has a query, so an appended one joins with `&`.
-    has_query: bool,
-    /// `servy_redirects_served{alias}` resolved once: no label hashing per hit.
-    served: IntCounter,
-}
-
-/// The redirects' share of the metrics, taken from [`Metrics`] once.
-#[derive(Clone)]
-pub(crate) struct Counters {
-    pub served: IntCounterVec,
-    pub defined: IntGauge,
-    pub refreshes: IntCounterVec,
-    pub last_success: IntGauge,
-}
-
-/// A redirects section that cannot run (reported before anything is bound).
-#[derive(Debug)]
-pub struct BuildError(String);
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for BuildError {}
 
 impl Redirects {
     /// Builds the handle (empty map) and its refresher. Nothing is fetched yet: call
@@ -193,75 +137,6 @@ impl Redirects {
     /// Aliases currently served (for `STATUS=`).
     pub fn len(&self) -> usize {
         self.shared.map.load().entries.len()
-    }
-}
-
-impl Shared {
-    fn swap(&self, map: RedirectMap) {
-        self.map.store(Arc::new(map));
-    }
-}
-
-impl RedirectMap {
-    /// Builds the table from parsed entries, resolving every header value and counter now.
-    fn build(entries: Vec<parse::Entry>, served: &IntCounterVec) -> RedirectMap {
-        let entries = entries
-            .into_iter()
-            .filter_map(|e| {
-                // The parser only accepts printable ASCII targets, so this always succeeds.
-                let location = HeaderValue::from_str(&e.target).ok()?;
-                let fragment_at = e.target.find('#').unwrap_or(e.target.len());
-                let has_query = e.target[..fragment_at].contains('?');
-                let served = served.with_label_values(&[e.alias.as_str()]);
-                let target = Target {
-                    url: e.target.into(),
-                    location,
-                    fragment_at,
-                    has_query,
-                    served,
-                };
-                Some((e.alias.into_boxed_str(), target))
-            })
-            .collect();
-        RedirectMap { entries }
-    }
-}
-
-impl Target {
-    /// `query = append`: the request's query joins the target's (`?` or `&`), before any
-    /// fragment, so `/gh?tab=repos` → `https://github.com/x?tab=repos`. Only this path
-    /// allocates.
-    fn with_query(&self, query: &str) -> HeaderValue {
-        let (base, fragment) = self.url.split_at(self.fragment_at);
-        let sep = if self.has_query { '&' } else { '?' };
-        HeaderValue::try_from(format!("{base}{sep}{query}{fragment}"))
-            .unwrap_or_else(|_| self.location.clone())
-    }
-}
-
-impl From<&Metrics> for Counters {
-    fn from(m: &Metrics) -> Self {
-        Counters {
-            served: m.redirects_served.clone(),
-            defined: m.redirects_defined.clone(),
-            refreshes: m.redirects_refreshes.clone(),
-            last_success: m.redirects_last_success.clone(),
-        }
-    }
-}
-
-#[cfg(test)]
-impl Counters {
-    /// Unregistered handles, for unit tests.
-    pub fn detached() -> Self {
-        use prometheus::Opts;
-        Counters {
-            served: IntCounterVec::new(Opts::new("served", "t"), &["alias"]).expect("valid opts"),
-            defined: IntGauge::new("defined", "t").expect("valid opts"),
-            refreshes: IntCounterVec::new(Opts::new("refreshes", "t"), &["result"])
-                .expect("valid opts"),
-            last_success: IntGauge::new("last", "t").expect("valid opts"),
-        }
     }
 }
 

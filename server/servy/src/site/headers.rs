@@ -17,7 +17,7 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
 
 use crate::config::HeadersConfig;
-use crate::netlify::pattern::Pattern;
+use servy_rules::pattern::Pattern;
 
 /// One response header, ready to copy into a response.
 pub type Header = (HeaderName, HeaderValue);

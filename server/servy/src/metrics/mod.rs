@@ -1,25 +1,21 @@
-//! The Prometheus registry and its handles, plus the metrics listener's routes
-//! (`/metrics`, `/healthz`, `/readyz`, `/debug/pprof/profile`).
+//! The Prometheus registry and its handles, shared by every layer that counts something,
+//! and the readiness flag. The metrics listener's routes are in [`listener`].
 //!
 //! Series names keep the predecessor's (`servy_requests_total`, `servy_redirects_served`,
 //! `servy_redirects_defined`, `servy_response_status`) so existing dashboards work. No
 //! label takes its value from an unknown request path: `alias` is only ever a defined alias.
 
+pub mod listener;
+pub mod profile;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::http::StatusCode;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
-
-use crate::profile::Profiler;
 
 /// Cheap to clone: every handle is an `Arc` inside.
 #[derive(Clone)]
@@ -208,49 +204,5 @@ impl Readiness {
 
     pub fn is_ready(&self) -> bool {
         self.0.load(Ordering::Acquire)
-    }
-}
-
-#[derive(Clone)]
-struct MetricsState {
-    metrics: Metrics,
-    readiness: Readiness,
-}
-
-/// The metrics listener's routes. Profiling is routed only when enabled, so it is a
-/// plain 404 otherwise.
-pub fn router(metrics: Metrics, readiness: Readiness, profiler: Option<Profiler>) -> Router {
-    let mut router = Router::new()
-        .route("/metrics", get(render))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(MetricsState { metrics, readiness });
-    if let Some(profiler) = profiler {
-        router = router.merge(crate::profile::router(profiler));
-    }
-    router
-}
-
-async fn render(State(s): State<MetricsState>) -> Response {
-    let mut buf = Vec::with_capacity(16 * 1024);
-    match TextEncoder::new().encode(&s.metrics.registry.gather(), &mut buf) {
-        Ok(()) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], buf).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "encoding metrics failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
-}
-
-/// Liveness: if this answers, the runtime is turning.
-async fn healthz() -> &'static str {
-    "ok\n"
-}
-
-async fn readyz(State(s): State<MetricsState>) -> Response {
-    if s.readiness.is_ready() {
-        "ready\n".into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response()
     }
 }

@@ -10,16 +10,16 @@
 //! ```
 //!
 //! - A line that starts with `/` (in the first column) opens a rule: its path pattern
-//!   ([`super::pattern`]). The indented `Name: value` lines under it are its headers.
+//!   ([`crate::pattern`]). The indented `Name: value` lines under it are its headers.
 //! - Blank lines and lines whose first non-blank character is `#` are ignored.
 //! - A name given twice, in one rule or in several rules that match the same path, is
 //!   sent once with the values joined by `, `, as Netlify documents for multi-value
 //!   headers ([`combine`]).
 //! - Anything else is an error naming the line: a header before any path, an indented
-//!   path, a line without `:`, a bad name or value ([`super::check_header`]).
+//!   path, a line without `:`, a bad name or value ([`crate::check_header`]).
 
-use super::check_header;
-use super::pattern::Pattern;
+use crate::header_line::check_header;
+use crate::pattern::Pattern;
 
 /// One rule: a pattern and its headers, names in lower case, in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]

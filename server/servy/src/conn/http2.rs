@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 use tower::Service;
 
-use crate::held_body::{HeldBody, HeldResponse, RequestService, respond_holding};
+use crate::conn::held_body::{HeldBody, HeldResponse, RequestService, respond_holding};
 
 /// Open streams and when that last changed, shared by [`Streams`] and [`IdleClose`].
 struct Activity {

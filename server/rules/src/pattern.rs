@@ -102,7 +102,6 @@ impl Pattern {
     }
 
     /// The placeholder names, then `splat` if the pattern has one.
-    #[cfg_attr(not(test), allow(dead_code))] // used by the `_redirects` parser
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.segments
             .iter()
@@ -175,7 +174,6 @@ fn placeholders(template: &str) -> impl Iterator<Item = (usize, usize, &str)> {
 
 /// The first `:name` in `template` that `pattern` does not bind, if any: a typo that
 /// would otherwise reach a browser as literal text.
-#[cfg_attr(not(test), allow(dead_code))] // used by the `_redirects` parser
 pub fn unbound(template: &str, pattern: &Pattern) -> Option<String> {
     placeholders(template)
         .find(|(_, _, name)| !pattern.names().any(|n| n == *name))

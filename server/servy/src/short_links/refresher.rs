@@ -22,35 +22,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::fetch::{Failure, Fetched, Fetcher};
-use super::{BuildError, Counters, RedirectMap, Shared, parse};
+use super::parse;
+use super::shared::{BuildError, Counters, Outcome, RedirectMap, Shared};
 use crate::config::RedirectsConfig;
-
-/// How one refresh went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// A new map is served.
-    Loaded { aliases: usize, rejected: usize },
-    /// The body was byte-for-byte the one already served.
-    Unchanged,
-    /// Upstream answered 304 to the conditional GET.
-    NotModified,
-    /// The last good map keeps serving.
-    Failed(Failure),
-    /// No source configured, or the refresher is not running.
-    Disabled,
-}
-
-impl Outcome {
-    /// The `result` label of `servy_redirects_refreshes_total`.
-    fn label(&self) -> Option<&'static str> {
-        match self {
-            Outcome::Loaded { .. } | Outcome::Unchanged => Some("ok"),
-            Outcome::NotModified => Some("not_modified"),
-            Outcome::Failed(failure) => Some(failure.label()),
-            Outcome::Disabled => None,
-        }
-    }
-}
 
 pub struct Refresher {
     shared: Arc<Shared>,
@@ -78,7 +52,7 @@ impl Refresher {
         counters: Counters,
     ) -> Result<Refresher, BuildError> {
         let fetcher = match &config.source {
-            Some(source) => Some(Fetcher::new(source, &config)?),
+            Some(source) => Some(Fetcher::new(source, &config).map_err(BuildError)?),
             None => None,
         };
         Ok(Refresher {
@@ -245,7 +219,7 @@ fn hash(text: &str) -> u64 {
 mod tests {
     use super::*;
     use crate::config::RedirectsSource;
-    use crate::redirects::Redirects;
+    use crate::short_links::Redirects;
 
     fn setup(path: &std::path::Path, min: Duration) -> (Redirects, Refresher, Counters) {
         let counters = Counters::detached();

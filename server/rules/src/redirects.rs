@@ -11,7 +11,7 @@
 //!
 //! - Fields are separated by spaces or tabs. A line whose first field starts with `#`
 //!   is a comment, as is everything from a field that starts with `#`.
-//! - `from` is a path pattern ([`super::pattern`]). `to` is a path or an `http(s)://`
+//! - `from` is a path pattern ([`crate::pattern`]). `to` is a path or an `http(s)://`
 //!   URL, in which `:name` and `:splat` are replaced by what `from` matched.
 //! - The status is 301 (the default), 302, 307, 308, or 200: a rewrite, which answers
 //!   with another file of this site at the requested path (`to` must then be a path).
@@ -21,7 +21,7 @@
 //!   to another host with 200, and statuses such as 404 are not supported: such a line is
 //!   an error, not a rule silently read another way.
 
-use super::pattern::{self, Pattern};
+use crate::pattern::{self, Pattern};
 
 /// One rule, in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,13 +7,19 @@
 //! hyper-util's connection builder is used directly rather than `axum::serve`, which
 //! cannot set a header-read timeout (slowloris).
 
+mod cap;
+mod held_body;
+mod http1;
+mod http2;
+pub mod listeners;
+pub mod zero_copy;
+
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper::server::conn::http1;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -23,11 +29,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cap::ConnectionCap;
 use crate::config::LimitsConfig;
-use crate::held_body::RequestService;
 use crate::tls::{self, Protocol};
-use crate::zero_copy::ZeroCopy;
+use cap::ConnectionCap;
+use held_body::RequestService;
+use zero_copy::ZeroCopy;
 
 /// Streams one HTTP/2 connection may have open at once (nginx's default).
 const H2_MAX_STREAMS: u32 = 128;
@@ -55,8 +61,8 @@ pub enum Transport {
 
 /// One builder per protocol: servy sniffs the protocol itself (see [`sniff`]).
 struct Builders {
-    /// hyper's own HTTP/1 builder: [`crate::http1`] needs its connection type.
-    http1: http1::Builder,
+    /// hyper's own HTTP/1 builder: [`crate::conn::http1`] needs its connection type.
+    http1: hyper::server::conn::http1::Builder,
     http2: auto::Builder<TokioExecutor>,
     header_read_timeout: Duration,
     /// sendfile for embedded bodies on plain HTTP/1.1 connections; `None` when off.
@@ -65,7 +71,7 @@ struct Builders {
 
 impl Server {
     pub fn new(limits: &LimitsConfig, zero_copy: Option<&'static ZeroCopy>) -> Server {
-        let mut http1 = http1::Builder::new();
+        let mut http1 = hyper::server::conn::http1::Builder::new();
         // A client gets this long to send a request's headers; this also closes idle
         // keep-alive connections after the same time. A head over max_header_bytes gets
         // 431; the read buffer need not grow past it (hyper's floor is 8 KiB).
@@ -233,7 +239,7 @@ async fn accept_loop<S>(
     }
 }
 
-/// HTTP/1 (which gives its buffers back while idle, see [`crate::http1`]) or HTTP/2 on a
+/// HTTP/1 (which gives its buffers back while idle, see [`crate::conn::http1`]) or HTTP/2 on a
 /// connection that is ready to speak it. `watcher` holds the drain until it returns.
 async fn serve_http<I, S>(
     io: I,
@@ -248,13 +254,13 @@ async fn serve_http<I, S>(
 {
     if !h2 {
         let timeout = builders.header_read_timeout;
-        crate::http1::serve(&builders.http1, io, service, timeout, stop).await;
+        http1::serve(&builders.http1, io, service, timeout, stop).await;
         drop(watcher);
         return;
     }
     // Closed after header_read_timeout with no stream open, as HTTP/1 is.
     let timeout = builders.header_read_timeout;
-    let (io, service) = crate::http2::idle_timeout(io, service, timeout);
+    let (io, service) = http2::idle_timeout(io, service, timeout);
     let service = TowerToHyperService::new(service);
     let conn = builders.http2.serve_connection(TokioIo::new(io), service);
     // Boxed, so an HTTP/1 connection's task does not carry room for HTTP/2's state.

@@ -15,9 +15,9 @@ use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use tower::Service;
 
+use super::stack::stack;
 use crate::config::LimitsConfig;
 use crate::metrics::Metrics;
-use crate::router;
 use crate::tls::Certificates;
 
 /// The plain listener's service when `redirect_to_https` is on: the usual middleware
@@ -31,7 +31,7 @@ pub fn service(
 + Clone
 + Send
 + 'static {
-    router::stack(
+    stack(
         redirect.with_state(certificates),
         metrics,
         limits,

@@ -28,10 +28,10 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
-use crate::netlify::pattern::{self, Captures, Pattern};
 use crate::path;
-use crate::router::Served;
+use crate::served::Served;
 use crate::site::Site;
+use servy_rules::pattern::{self, Captures, Pattern};
 
 /// The build-time tables (`$OUT_DIR/site_rules.rs`).
 mod table {

@@ -15,7 +15,6 @@ use reqwest::header::{ETAG, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_
 use reqwest::{StatusCode, Url};
 use tokio::io::AsyncReadExt;
 
-use super::BuildError;
 use crate::config::{RedirectsConfig, RedirectsSource};
 
 /// Why a refresh did not produce a new map. The variant name is the bounded `result`
@@ -123,12 +122,13 @@ enum Source {
 }
 
 impl Fetcher {
-    pub fn new(source: &RedirectsSource, config: &RedirectsConfig) -> Result<Fetcher, BuildError> {
+    /// A source that cannot be fetched from at all (a malformed URL) is refused here, with
+    /// the reason as one line, before anything is bound.
+    pub fn new(source: &RedirectsSource, config: &RedirectsConfig) -> Result<Fetcher, String> {
         let source = match source {
             RedirectsSource::File(path) => Source::File(path.clone()),
             RedirectsSource::Url(url) => {
-                let url = Url::parse(url)
-                    .map_err(|e| BuildError(format!("redirects.source {url:?}: {e}")))?;
+                let url = Url::parse(url).map_err(|e| format!("redirects.source {url:?}: {e}"))?;
                 Source::Url {
                     client: client(config, url.scheme() == "https"),
                     url,

@@ -16,7 +16,7 @@ use hyper::body::Body as _;
 use tower::{Layer, Service};
 
 use crate::metrics::Metrics;
-use crate::router::Served;
+use crate::served::Served;
 
 /// Where request lines go, so they can be filtered on their own
 /// (`log.level = "info,servy::request=warn"`).

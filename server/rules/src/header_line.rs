@@ -1,18 +1,5 @@
-//! The site's own rule files, `_headers` and `_redirects`, in the format Netlify and
-//! Cloudflare Pages read (and Hugo can emit). Pure: text in, rules out; no I/O, no state.
-//!
-//! `build.rs` includes this directory with `#[path]`: the files are parsed when the site
-//! is embedded, and a bad line fails the build as `_headers:LINE: reason`. servy itself
-//! uses [`pattern`] at start-up (for `[headers]` and the `_redirects` rules with
-//! placeholders) and [`check_header`] to validate `[headers]`. Nothing here runs per
-//! request except [`pattern::Pattern::matches`] on a request that found no file.
-
-// The file parsers run in build.rs; servy's own build only tests them.
-#[cfg_attr(not(test), allow(dead_code))]
-pub mod headers;
-pub mod pattern;
-#[cfg_attr(not(test), allow(dead_code))]
-pub mod redirects;
+//! One header line of `_headers` or `[headers]`: is its name a token servy lets a rule
+//! set, and is its value something every client reads the same way?
 
 /// Response headers servy computes itself, per representation or per connection: a rule
 /// that set one would contradict the bytes sent (framing, encoding, validators) or the
