@@ -76,60 +76,68 @@ impl fmt::Display for CertError {
 
 impl std::error::Error for CertError {}
 
-/// Loads one chain + key pair.
+/// Loads one chain + key pair from its two files.
 pub fn load(files: &CertificateFiles, provider: &CryptoProvider) -> Result<Loaded, CertError> {
-    let chain = read_chain(&files.cert)?;
-    let key = read_key(&files.key)?;
-    let (names, not_after) = describe(&chain[0]).map_err(|why| CertError::Parse {
-        path: files.cert.clone(),
-        why,
-    })?;
-    let key = provider
-        .key_provider
-        .load_private_key(key)
-        .map_err(|e| CertError::Parse {
+    let chain = read(&files.cert)?;
+    let key = read(&files.key)?;
+    from_pem(&chain, &key, provider).map_err(|e| match e {
+        PemError::Chain(why) => CertError::Parse {
+            path: files.cert.clone(),
+            why,
+        },
+        PemError::Key(why) => CertError::Parse {
             path: files.key.clone(),
-            why: format!("unusable private key: {e}"),
-        })?;
-    let certified = CertifiedKey::new(chain, key);
-    // `Unknown` means the key type cannot say; a real mismatch is refused.
-    if let Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) =
-        certified.keys_match()
-    {
-        return Err(CertError::KeyMismatch {
+            why,
+        },
+        PemError::Mismatch => CertError::KeyMismatch {
             cert: files.cert.clone(),
             key: files.key.clone(),
-        });
-    }
-    Ok(Loaded {
-        names,
-        not_after,
-        key: Arc::new(certified),
+        },
     })
 }
 
-/// A chain + key held in memory (an ACME order's result) as a [`Loaded`], with the same
-/// checks as files get; the error says which half is wrong.
-#[allow(dead_code)] // the run-time API for ACME (issue 10)
-pub fn from_pem(chain: &[u8], key: &[u8], provider: &CryptoProvider) -> Result<Loaded, String> {
+/// Which half of a PEM pair is wrong.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PemError {
+    Chain(String),
+    Key(String),
+    /// The key is not the one the certificate was issued for, or rustls cannot tell.
+    Mismatch,
+}
+
+impl fmt::Display for PemError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PemError::Chain(why) => write!(f, "certificate chain: {why}"),
+            PemError::Key(why) => write!(f, "private key: {why}"),
+            PemError::Mismatch => f.write_str("the private key does not match the certificate"),
+        }
+    }
+}
+
+/// The one PEM loader, for files and ACME alike: a chain (leaf first, then its
+/// intermediates, as in a `fullchain.pem`) and a PKCS#8, PKCS#1 or SEC1 key (the first
+/// key block), checked to belong together. Either input may hold both parts (an ACME
+/// bundle): only certificate blocks are read from `chain`, only the key from `key`.
+///
+/// A pair whose match rustls cannot confirm (`InconsistentKeys::Unknown`) is refused like
+/// a mismatch: serving it would fail every handshake instead of failing the load.
+pub fn from_pem(chain: &[u8], key: &[u8], provider: &CryptoProvider) -> Result<Loaded, PemError> {
     let chain = CertificateDer::pem_slice_iter(chain)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("certificate chain: {e}"))?;
+        .map_err(|e| PemError::Chain(format!("not a PEM certificate chain: {e}")))?;
     let Some(leaf) = chain.first() else {
-        return Err("certificate chain: no CERTIFICATE block".into());
+        return Err(PemError::Chain("no CERTIFICATE block".into()));
     };
-    let (names, not_after) = describe(leaf)?;
-    let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| format!("private key: {e}"))?;
+    let (names, not_after) = describe(leaf).map_err(PemError::Chain)?;
+    let key = PrivateKeyDer::from_pem_slice(key)
+        .map_err(|e| PemError::Key(format!("no usable PEM private key: {e}")))?;
     let key = provider
         .key_provider
         .load_private_key(key)
-        .map_err(|e| format!("private key: {e}"))?;
+        .map_err(|e| PemError::Key(format!("unusable private key: {e}")))?;
     let certified = CertifiedKey::new(chain, key);
-    if let Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) =
-        certified.keys_match()
-    {
-        return Err("the private key does not match the certificate".into());
-    }
+    certified.keys_match().map_err(|_| PemError::Mismatch)?;
     Ok(Loaded {
         names,
         not_after,
@@ -141,29 +149,6 @@ fn read(path: &Path) -> Result<Vec<u8>, CertError> {
     std::fs::read(path).map_err(|error| CertError::Read {
         path: path.to_path_buf(),
         error,
-    })
-}
-
-/// The end-entity certificate first, then its intermediates (a `fullchain.pem`).
-fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, CertError> {
-    let parse = |why: String| CertError::Parse {
-        path: path.to_path_buf(),
-        why,
-    };
-    let chain = CertificateDer::pem_slice_iter(&read(path)?)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| parse(format!("not a PEM certificate chain: {e}")))?;
-    if chain.is_empty() {
-        return Err(parse("no CERTIFICATE block".into()));
-    }
-    Ok(chain)
-}
-
-/// PKCS#8, PKCS#1 (RSA) or SEC1 (EC): whatever the first key block is.
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, CertError> {
-    PrivateKeyDer::from_pem_slice(&read(path)?).map_err(|e| CertError::Parse {
-        path: path.to_path_buf(),
-        why: format!("no usable PEM private key: {e}"),
     })
 }
 
@@ -240,8 +225,52 @@ mod tests {
         let (chain, _) = self_signed_pem(&["a.test"]);
         let (_, other_key) = self_signed_pem(&["b.test"]);
         let e = from_pem(chain.as_bytes(), other_key.as_bytes(), &provider).unwrap_err();
-        assert!(e.contains("does not match"), "{e}");
+        assert_eq!(e, PemError::Mismatch);
         let e = from_pem(b"nothing", other_key.as_bytes(), &provider).unwrap_err();
-        assert!(e.contains("no CERTIFICATE"), "{e}");
+        assert!(e.to_string().contains("no CERTIFICATE"), "{e}");
+        let e = from_pem(chain.as_bytes(), b"nothing", &provider).unwrap_err();
+        assert!(matches!(e, PemError::Key(_)), "{e}");
+    }
+
+    /// A key whose public half rustls cannot see, so it cannot say whether the pair
+    /// matches (`InconsistentKeys::Unknown`).
+    #[derive(Debug)]
+    struct Opaque(Arc<dyn rustls::sign::SigningKey>);
+
+    impl rustls::sign::SigningKey for Opaque {
+        fn choose_scheme(
+            &self,
+            offered: &[rustls::SignatureScheme],
+        ) -> Option<Box<dyn rustls::sign::Signer>> {
+            self.0.choose_scheme(offered)
+        }
+
+        fn algorithm(&self) -> rustls::SignatureAlgorithm {
+            self.0.algorithm()
+        }
+    }
+
+    #[derive(Debug)]
+    struct OpaqueKeys;
+
+    impl rustls::crypto::KeyProvider for OpaqueKeys {
+        fn load_private_key(
+            &self,
+            key: PrivateKeyDer<'static>,
+        ) -> Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
+            let ring = rustls::crypto::ring::default_provider();
+            Ok(Arc::new(Opaque(ring.key_provider.load_private_key(key)?)))
+        }
+    }
+
+    #[test]
+    fn a_pair_whose_match_cannot_be_confirmed_is_refused() {
+        let provider = CryptoProvider {
+            key_provider: &OpaqueKeys,
+            ..rustls::crypto::ring::default_provider()
+        };
+        let (chain, key) = self_signed_pem(&["a.test"]);
+        let e = from_pem(chain.as_bytes(), key.as_bytes(), &provider).unwrap_err();
+        assert_eq!(e, PemError::Mismatch);
     }
 }

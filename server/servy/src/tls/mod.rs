@@ -4,7 +4,7 @@
 //!
 //! How ACME plugs in: [`Tls::certificates`] is the shared [`Certificates`] store.
 //! - A certificate obtained at run time goes in with [`Certificates::install`]
-//!   (build the [`Loaded`] from the PEM chain and key with [`certs::from_pem`]); it wins
+//!   (built by [`certs::from_pem`], the one PEM loader); it wins
 //!   over a file for the names it covers and survives SIGHUP reloads of the files.
 //! - A TLS-ALPN-01 answer goes in with [`Certificates::set_challenge`]; a ClientHello
 //!   offering `acme-tls/1` gets only that certificate, and the connection is closed

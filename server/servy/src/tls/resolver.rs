@@ -96,7 +96,6 @@ impl Certificates {
 
     /// Serves `loaded` for the names it covers from the next handshake on, replacing a
     /// certificate installed earlier for the same names (a renewal).
-    #[allow(dead_code)] // the run-time API for ACME (issue 10)
     pub fn install(&self, loaded: Loaded) {
         self.update(|s| {
             s.installed.retain(|l| l.names != loaded.names);
@@ -105,7 +104,6 @@ impl Certificates {
     }
 
     /// Sets (or with `None`, removes) the TLS-ALPN-01 challenge certificate for `name`.
-    #[allow(dead_code)] // the run-time API for ACME (issue 10)
     pub fn set_challenge(&self, name: &str, key: Option<Arc<CertifiedKey>>) {
         let name = name.to_ascii_lowercase();
         self.challenges.rcu(|map| {

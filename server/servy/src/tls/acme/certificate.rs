@@ -5,11 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use instant_acme::CertificateIdentifier;
-use rustls::crypto::ring::sign::any_supported_type;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::tls::certs;
 
 /// A certificate chain and its key, checked to belong together.
 #[derive(Clone, Debug)]
@@ -27,24 +26,16 @@ pub struct Certificate {
 }
 
 impl Certificate {
-    /// Parses a PEM bundle: the chain (leaf first) and the private key, in any order.
+    /// Parses a PEM bundle: the chain (leaf first) and the private key, in any order,
+    /// with the same loader and checks as certificate files.
     pub fn from_pem(pem: &[u8]) -> Result<Certificate, String> {
-        let chain = CertificateDer::pem_slice_iter(pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("certificate PEM: {e}"))?;
-        let leaf = chain.first().ok_or("no certificate in the PEM")?.clone();
-        let key = PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("private key: {e}"))?;
-        let signer = any_supported_type(&key).map_err(|e| format!("private key: {e}"))?;
-        let certified = CertifiedKey::new(chain, signer);
-        certified
-            .keys_match()
-            .map_err(|e| format!("the key does not match the certificate: {e}"))?;
-
-        let (_, x509) =
-            X509Certificate::from_der(&leaf).map_err(|e| format!("certificate: {e}"))?;
+        let loaded = certs::from_pem(pem, pem, &rustls::crypto::ring::default_provider())
+            .map_err(|e| e.to_string())?;
+        let leaf = &loaded.key.cert[0];
+        let (_, x509) = X509Certificate::from_der(leaf).map_err(|e| format!("certificate: {e}"))?;
         let time = |t: i64| UNIX_EPOCH + Duration::from_secs(t.max(0).unsigned_abs());
         let validity = x509.validity();
-        let mut names = crate::tls::certs::dns_names(&x509)?;
+        let mut names = loaded.names;
         names.sort();
         names.dedup();
         Ok(Certificate {
@@ -52,8 +43,8 @@ impl Certificate {
             not_after: time(validity.not_after.timestamp()),
             names,
             serial: x509.raw_serial_as_string().replace(':', ""),
-            ari_id: CertificateIdentifier::try_from(&leaf).ok(),
-            key: Arc::new(certified),
+            ari_id: CertificateIdentifier::try_from(leaf).ok(),
+            key: loaded.key,
         })
     }
 
