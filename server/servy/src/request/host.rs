@@ -24,14 +24,17 @@ pub enum HostRejection {
     Invalid,
 }
 
-/// Accepts exactly one well-formed `Host` (none is fine before HTTP/1.1, and in HTTP/2).
-pub fn check(version: Version, headers: &HeaderMap) -> Result<(), HostRejection> {
+/// Accepts exactly one well-formed `Host` (none is fine before HTTP/1.1, and in HTTP/2)
+/// and gives it back parsed, or `None` when there is none (or an empty one before
+/// HTTP/1.1). Every reader of `Host` goes through here: the dispatch and the redirect to
+/// HTTPS.
+pub fn check(version: Version, headers: &HeaderMap) -> Result<Option<Authority>, HostRejection> {
     let mut hosts = headers.get_all(header::HOST).iter();
     let Some(host) = hosts.next() else {
         return if version == Version::HTTP_11 {
             Err(HostRejection::Missing)
         } else {
-            Ok(())
+            Ok(None)
         };
     };
     if hosts.next().is_some() {
@@ -43,7 +46,7 @@ pub fn check(version: Version, headers: &HeaderMap) -> Result<(), HostRejection>
         return if version == Version::HTTP_11 {
             Err(HostRejection::Invalid)
         } else {
-            Ok(())
+            Ok(None)
         };
     }
     let authority = Authority::try_from(host.as_bytes()).map_err(|_| HostRejection::Invalid)?;
@@ -57,7 +60,19 @@ pub fn check(version: Version, headers: &HeaderMap) -> Result<(), HostRejection>
     if text.contains('@') || !port_ok {
         return Err(HostRejection::Invalid);
     }
-    Ok(())
+    Ok(Some(authority))
+}
+
+/// The DNS name of an authority: the port and a trailing dot dropped, lower-case; `None`
+/// for an IP literal or anything else a certificate cannot cover.
+pub fn dns_name(authority: &Authority) -> Option<String> {
+    let name = authority.host();
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let plain = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    plain.then(|| name.to_ascii_lowercase())
 }
 
 impl IntoResponse for HostRejection {
@@ -81,6 +96,11 @@ mod tests {
 
     use super::*;
 
+    /// The verdict alone.
+    fn judge(version: Version, headers: &HeaderMap) -> Result<(), HostRejection> {
+        check(version, headers).map(|_| ())
+    }
+
     fn headers(hosts: &[&str]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for host in hosts {
@@ -101,18 +121,18 @@ mod tests {
             "[::1]:8080",
             "localhost",
         ] {
-            assert_eq!(check(Version::HTTP_11, &headers(&[host])), Ok(()), "{host}");
+            assert_eq!(judge(Version::HTTP_11, &headers(&[host])), Ok(()), "{host}");
         }
     }
 
     #[test]
     fn http_1_1_without_host_is_refused() {
         assert_eq!(
-            check(Version::HTTP_11, &HeaderMap::new()),
+            judge(Version::HTTP_11, &HeaderMap::new()),
             Err(HostRejection::Missing)
         );
         assert_eq!(
-            check(Version::HTTP_11, &headers(&[""])),
+            judge(Version::HTTP_11, &headers(&[""])),
             Err(HostRejection::Invalid)
         );
     }
@@ -120,16 +140,16 @@ mod tests {
     #[test]
     fn older_versions_and_h2_may_omit_it() {
         for version in [Version::HTTP_10, Version::HTTP_09, Version::HTTP_2] {
-            assert_eq!(check(version, &HeaderMap::new()), Ok(()), "{version:?}");
+            assert_eq!(judge(version, &HeaderMap::new()), Ok(()), "{version:?}");
         }
-        assert_eq!(check(Version::HTTP_10, &headers(&[""])), Ok(()));
+        assert_eq!(judge(Version::HTTP_10, &headers(&[""])), Ok(()));
     }
 
     #[test]
     fn repeated_host_is_refused_in_every_version() {
         for version in [Version::HTTP_10, Version::HTTP_11, Version::HTTP_2] {
             let same = headers(&["a.example", "a.example"]);
-            assert_eq!(check(version, &same), Err(HostRejection::Repeated));
+            assert_eq!(judge(version, &same), Err(HostRejection::Repeated));
         }
     }
 
@@ -144,11 +164,20 @@ mod tests {
             "a?b",
         ] {
             assert_eq!(
-                check(Version::HTTP_11, &headers(&[host])),
+                judge(Version::HTTP_11, &headers(&[host])),
                 Err(HostRejection::Invalid),
                 "{host}"
             );
         }
+    }
+
+    #[test]
+    fn dns_names_drop_the_port_and_the_trailing_dot() {
+        let name = |host: &str| dns_name(&Authority::try_from(host).unwrap());
+        assert_eq!(name("Example.ORG"), Some("example.org".into()));
+        assert_eq!(name("example.org:8080"), Some("example.org".into()));
+        assert_eq!(name("example.org."), Some("example.org".into()));
+        assert_eq!(name("[::1]:80"), None);
     }
 
     proptest! {

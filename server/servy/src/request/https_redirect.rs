@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use tower::Service;
 
+use super::host;
 use super::stack::stack;
 use crate::config::LimitsConfig;
 use crate::metrics::Metrics;
@@ -41,15 +42,16 @@ pub fn service(
 
 /// 308 keeps the method (RFC 9110 §15.4.9), so a form POST stays a POST over HTTPS.
 async fn redirect(State(certificates): State<Arc<Certificates>>, req: Request) -> Response {
+    // The same Host rules as the dispatch: two Host lines, or a malformed one, are a 400.
+    let host = match host::check(req.version(), req.headers()) {
+        Ok(host) => host,
+        Err(rejection) => return rejection.into_response(),
+    };
     // HTTP/1.1 carries the host in `Host`; h2c in `:authority` (the URI's).
-    let host = req
-        .uri()
-        .host()
-        .or_else(|| req.headers().get(header::HOST)?.to_str().ok());
-    let Some(host) = host.and_then(hostname) else {
+    let Some(name) = req.uri().authority().or(host.as_ref()).and_then(host::dns_name) else {
         return (StatusCode::BAD_REQUEST, "a Host header is required\n").into_response();
     };
-    if !certificates.covers(&host) {
+    if !certificates.covers(&name) {
         return (
             StatusCode::MISDIRECTED_REQUEST,
             "this server has no certificate for that host\n",
@@ -57,43 +59,12 @@ async fn redirect(State(certificates): State<Arc<Certificates>>, req: Request) -
             .into_response();
     }
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    match HeaderValue::try_from(format!("https://{host}{path}")) {
+    match HeaderValue::try_from(format!("https://{name}{path}")) {
         Ok(location) => (
             StatusCode::PERMANENT_REDIRECT,
             [(header::LOCATION, location)],
         )
             .into_response(),
         Err(_) => StatusCode::BAD_REQUEST.into_response(),
-    }
-}
-
-/// The host name of a `Host` value: port and a trailing dot dropped, lower-case; `None`
-/// unless it is a plain DNS name (which is all a certificate can cover).
-fn hostname(host: &str) -> Option<String> {
-    let name = match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
-    };
-    let name = name.strip_suffix('.').unwrap_or(name);
-    let plain = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    plain.then(|| name.to_ascii_lowercase())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::hostname;
-
-    #[test]
-    fn host_values() {
-        assert_eq!(hostname("Example.ORG"), Some("example.org".into()));
-        assert_eq!(hostname("example.org:8080"), Some("example.org".into()));
-        assert_eq!(hostname("example.org."), Some("example.org".into()));
-        assert_eq!(hostname(""), None);
-        assert_eq!(hostname("evil.test/x"), None);
-        assert_eq!(hostname("a@b"), None);
-        assert_eq!(hostname("[::1]:80"), None);
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rustls::HandshakeKind;
 
 use crate::support::tls::{self, Leaf, Pki};
-use crate::support::{Servy, TempDir, command, get, request};
+use crate::support::{Servy, TempDir, command, get, raw, request};
 
 /// 2031-01-02T00:00:00Z, the `notAfter` of the certificates below (from `date -d`).
 const EXPIRY: (i32, u8, u8) = (2031, 1, 2);
@@ -379,6 +379,29 @@ fn redirect_to_https_only_for_hosts_a_certificate_covers() {
     // HTTPS still serves the site.
     let mut conn = tls::connect(https(&servy), "a.test", pki.client(&[])).expect("handshake");
     assert_eq!(tls::get(&mut conn, "a.test", "/robots.txt").status, 200);
+}
+
+#[test]
+fn redirect_to_https_refuses_what_the_dispatch_refuses_in_host() {
+    let (dir, pki) = (TempDir::new(), Pki::new());
+    let a = pki.issue(&dir, "a", &["a.test"], 1, EXPIRY);
+    let servy = start(&[&a], "[http]\nredirect_to_https = true\n");
+    // Two Host lines: which one would the redirect trust? Neither (RFC 9112 §3.2).
+    let r = request(
+        servy.http,
+        "GET",
+        "/",
+        &[("host", "a.test"), ("host", "evil.test")],
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("location"), None);
+    for host in ["user@a.test", "a.test:port", "a.test/x"] {
+        let r = request(servy.http, "GET", "/", &[("host", host)]);
+        assert_eq!(r.status, 400, "{host}");
+        assert_eq!(r.header("location"), None, "{host}");
+    }
+    let r = raw(servy.http, b"GET / HTTP/1.1\r\nconnection: close\r\n\r\n");
+    assert!(r.starts_with(b"HTTP/1.1 400"), "{}", String::from_utf8_lossy(&r));
 }
 
 fn check(config: &str, env: &[(&str, &str)], dir: &Path) -> Output {
