@@ -89,6 +89,13 @@ fn run(args: cli::Args) -> Result<(), Failure> {
         _ => None,
     };
     if args.command == Command::Check {
+        // Sockets systemd may pass are unknown here: only configured addresses count, and
+        // a need they leave open is a note, not a refusal.
+        if let Err(need) = listener_needs(&config, config.https.listen.len(), tls.is_some()) {
+            eprintln!(
+                "servy: note: {need}, unless systemd passes an \"https\" socket when serving"
+            );
+        }
         return Ok(());
     }
     let headers: &'static ResponseHeaders = Box::leak(Box::new(ResponseHeaders::new(
@@ -121,6 +128,8 @@ fn run(args: cli::Args) -> Result<(), Failure> {
         &config.https.listen,
     )
     .map_err(Failure::startup)?;
+    listener_needs(&config, listeners.https.len(), state.tls.is_some())
+        .map_err(|need| Failure::Config(need.into()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -232,26 +241,14 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Ins
         }
         .map_err(Failure::startup)?;
     }
-    if acme.is_some()
-        && config.acme.challenge == config::AcmeChallenge::TlsAlpn01
-        && listeners.https.is_empty()
-    {
-        return Err(Failure::Config(
-            "acme.challenge = \"tls-alpn-01\" needs an https listener (https.listen, or a passed \"https\" socket)".into(),
-        ));
-    }
-    if !listeners.https.is_empty() {
-        let Some(tls) = &tls else {
-            return Err(Failure::Config(
-                "systemd passed an \"https\" socket but https.certificates is empty and [acme] is off".into(),
-            ));
-        };
+    if let Some(tls) = &tls {
         // Validated in config.rs: visible ASCII only, so this cannot fail.
         let hsts = config
             .https
             .hsts
             .as_deref()
             .and_then(|v| HeaderValue::from_str(v).ok());
+        // `listener_needs` made sure https listeners come with certificates.
         for listener in listeners.https {
             let service =
                 request::https_service(app.clone(), metrics.clone(), &config.limits, hsts.clone());
@@ -321,6 +318,23 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Ins
         () = shutdown_requested(&mut signals) => tracing::warn!("second signal; closing the remaining connections"),
     }
     Ok(stopping)
+}
+
+/// What the configuration needs of the listeners that only the open listeners can tell
+/// (systemd may pass an "https" socket the config does not name). Checked as soon as
+/// they are open, before anything is served, so a mismatch is a config error (exit 78)
+/// and never a site that is half up.
+fn listener_needs(config: &Config, https_listeners: usize, tls: bool) -> Result<(), String> {
+    if config.acme.enabled()
+        && config.acme.challenge == config::AcmeChallenge::TlsAlpn01
+        && https_listeners == 0
+    {
+        return Err("acme.challenge = \"tls-alpn-01\" needs an https listener (https.listen, or a passed \"https\" socket)".into());
+    }
+    if https_listeners > 0 && !tls {
+        return Err("an https listener (https.listen, or a passed \"https\" socket) needs https.certificates or [acme]".into());
+    }
+    Ok(())
 }
 
 /// Waits for SIGTERM/SIGINT, ignoring SIGHUP (nothing to refresh yet).

@@ -1,7 +1,9 @@
 //! Configuration as an operator meets it: the file, `--check`, the environment overlay
 //! (new and predecessor names), log settings, and a bad config refused before binding.
 
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
 use std::process::Output;
 
 use crate::support::{Servy, TempDir, command, free_addr, get};
@@ -237,4 +239,59 @@ fn version_and_help() {
     for flag in ["--config", "--check", "--list-assets", "--version"] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
     }
+}
+
+/// A need only the open listeners can tell (here: systemd passes an "https" socket but
+/// there are no certificates) is a config error before anything is served: a request
+/// already queued on the passed http socket is never answered.
+#[test]
+fn a_listener_the_config_cannot_serve_is_refused_before_serving() {
+    let http = TcpListener::bind("127.0.0.1:0").expect("bind http");
+    let https = TcpListener::bind("127.0.0.1:0").expect("bind https");
+    let mut waiting = TcpStream::connect(http.local_addr().unwrap()).expect("connect");
+    waiting
+        .write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .expect("send");
+    let mut servy = Servy::builder()
+        .config("")
+        .sockets(&http, &https)
+        .no_wait()
+        .start();
+    let status = servy.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(78), "{}", servy.stderr());
+    assert!(
+        servy.stderr().contains("needs https.certificates or [acme]"),
+        "{}",
+        servy.stderr()
+    );
+    // With servy gone and our copies closed, the queued connection is reset unanswered.
+    drop((http, https));
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = waiting.read_to_end(&mut answer);
+    assert!(
+        answer.is_empty(),
+        "served before the config error: {}",
+        String::from_utf8_lossy(&answer)
+    );
+}
+
+/// `--check` cannot see sockets systemd may pass, so a need they could meet is a note
+/// (exit 0), not a refusal.
+#[test]
+fn check_notes_a_listener_need_it_cannot_settle() {
+    let dir = TempDir::new();
+    let config = dir.write(
+        "servy.toml",
+        &format!(
+            "[acme]\ndomains = [\"example.org\"]\nstate_dir = \"{}\"\n",
+            dir.path().display()
+        ),
+    );
+    let o = run(&["--check", "--config", config.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let e = assert_one_line(&o);
+    assert!(e.contains("note: acme.challenge = \"tls-alpn-01\" needs an https listener"), "{e}");
 }
