@@ -341,9 +341,9 @@ impl Default for LimitsConfig {
             request_timeout: Duration::from_secs(30),
             max_concurrency: 4096,
             shutdown_grace: Duration::from_secs(10),
-            // Sized for a small VM: at about 4 KiB each, 12,000 idle connections fit in
-            // MemoryMax=64M with room to spare, and a client holding 10,000 still leaves
-            // room for others.
+            // Sized for a small VM: 12,000 idle connections fit in MemoryMax=64M with room
+            // to spare (docs/benchmarks.md has the memory per connection), and a client
+            // holding 10,000 still leaves room for others.
             max_connections: 12_000,
             // nginx allows 8 KiB per line and 32 KiB in all; 16 KiB is plenty for a site
             // that sets no large cookies.

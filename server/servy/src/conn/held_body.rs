@@ -1,7 +1,6 @@
 //! A response body that holds something until hyper is done with it. `http1` and `http2`
 //! use it to count an exchange (or a stream) as open until its last byte is written or
-//! the request is abandoned, which is when hyper drops the body. Also the one bound that
-//! `serve`, `http1` and `http2` put on servy's request service.
+//! the request is abandoned, which is when hyper drops the body.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,30 +12,9 @@ use axum::extract::Request;
 use axum::response::Response;
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
-use tower::{Service, ServiceExt};
+use tower::ServiceExt;
 
-/// servy's request service as the connection layers take it: tower's `Service` for
-/// hyper's requests, never failing, cloned per connection, `Unpin` so a connection can
-/// be polled (and parked) without pinning it, its futures spawnable.
-pub trait RequestService:
-    Service<Request<Incoming>, Response = Response, Error = Infallible, Future: Send + 'static>
-    + Clone
-    + Send
-    + Unpin
-    + 'static
-{
-}
-
-impl<S> RequestService for S
-where
-    S: Service<Request<Incoming>, Response = Response, Error = Infallible>
-        + Clone
-        + Send
-        + Unpin
-        + 'static,
-    S::Future: Send + 'static,
-{
-}
+use crate::request::RequestService;
 
 /// `body` as it was, with `held` dropped together with it.
 pub struct HeldBody<T> {

@@ -22,7 +22,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 use tower::Service;
 
-use crate::conn::held_body::{HeldBody, HeldResponse, RequestService, respond_holding};
+use crate::conn::held_body::{HeldBody, HeldResponse, respond_holding};
+use crate::request::RequestService;
 
 /// Open streams and when that last changed, shared by [`Streams`] and [`IdleClose`].
 struct Activity {

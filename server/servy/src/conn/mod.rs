@@ -30,9 +30,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::LimitsConfig;
+use crate::request::RequestService;
 use crate::tls::{self, Protocol};
 use cap::ConnectionCap;
-use held_body::RequestService;
+
 use zero_copy::ZeroCopy;
 
 /// Streams one HTTP/2 connection may have open at once (nginx's default).
@@ -41,7 +42,8 @@ const H2_MAX_STREAMS: u32 = 128;
 /// What an HTTP/2 connection without TLS (h2c, prior knowledge) starts with.
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// The accept loops of both listeners and every connection they started.
+/// The accept loops of every listener (http, https, metrics) and every connection they
+/// started.
 pub struct Server {
     builders: Arc<Builders>,
     graceful: Arc<GracefulShutdown>,
@@ -201,15 +203,15 @@ async fn accept_loop<S>(
                         sniffed = tokio::time::timeout(builders.header_read_timeout, sniff(stream)) => sniffed,
                         _ = stop.changed() => return,
                     };
-                    let Ok(Ok((mut stream, h2))) = sniffed else {
+                    let Ok(Ok((mut stream, protocol))) = sniffed else {
                         return; // silent, slow or gone before saying anything: close
                     };
                     // h2 interleaves frames of many streams in its own buffers: writes
                     // as before. TLS streams never get here: their bytes are encrypted.
-                    if !h2 {
+                    if protocol == Protocol::Http1 {
                         stream.zero_copy = builders.zero_copy;
                     }
-                    serve_http(stream, h2, &builders, service, watcher, stop).await;
+                    serve_http(stream, protocol, &builders, service, watcher, stop).await;
                 }
                 Transport::Tls(acceptor) => {
                     let accepted = tokio::select! {
@@ -223,14 +225,12 @@ async fn accept_loop<S>(
                             return;
                         }
                     };
-                    let h2 = match protocol {
-                        Protocol::Http1 => false,
-                        Protocol::Http2 => true,
-                        Protocol::AcmeChallenge => return, // the handshake was the answer
-                    };
                     // Boxed: a task is sized for its largest state, and a TLS stream is
                     // large; plain connections (most of them, and idle ones) stay small.
-                    Box::pin(serve_http(stream, h2, &builders, service, watcher, stop)).await;
+                    Box::pin(serve_http(
+                        stream, protocol, &builders, service, watcher, stop,
+                    ))
+                    .await;
                 }
             }
             drop(slot);
@@ -239,11 +239,11 @@ async fn accept_loop<S>(
     }
 }
 
-/// HTTP/1 (which gives its buffers back while idle, see [`crate::conn::http1`]) or HTTP/2 on a
+/// HTTP/1 (which gives its buffers back while idle, see [`http1`]) or HTTP/2 on a
 /// connection that is ready to speak it. `watcher` holds the drain until it returns.
 async fn serve_http<I, S>(
     io: I,
-    h2: bool,
+    protocol: Protocol,
     builders: &Builders,
     service: S,
     watcher: Watcher,
@@ -252,11 +252,16 @@ async fn serve_http<I, S>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: RequestService,
 {
-    if !h2 {
-        let timeout = builders.header_read_timeout;
-        http1::serve(&builders.http1, io, service, timeout, stop).await;
-        drop(watcher);
-        return;
+    match protocol {
+        Protocol::Http2 => {}
+        Protocol::Http1 => {
+            let timeout = builders.header_read_timeout;
+            http1::serve(&builders.http1, io, service, timeout, stop).await;
+            drop(watcher);
+            return;
+        }
+        // An ACME validator needs the TLS-ALPN-01 handshake only: it was the answer.
+        Protocol::AcmeChallenge => return,
     }
     // Closed after header_read_timeout with no stream open, as HTTP/1 is.
     let timeout = builders.header_read_timeout;
@@ -272,7 +277,7 @@ async fn serve_http<I, S>(
 /// Reads just enough to tell HTTP/1 from h2c. hyper-util's own detection has no
 /// deadline, so a client that connects and says nothing would hold a connection
 /// forever; here it runs under the header-read timeout.
-async fn sniff(mut stream: TcpStream) -> io::Result<(Sniffed, bool)> {
+async fn sniff(mut stream: TcpStream) -> io::Result<(Sniffed, Protocol)> {
     let mut head = [0u8; 24];
     let mut len = 0;
     loop {
@@ -290,7 +295,11 @@ async fn sniff(mut stream: TcpStream) -> io::Result<(Sniffed, bool)> {
                 stream,
                 zero_copy: None,
             };
-            return Ok((sniffed, still_h2));
+            let protocol = match still_h2 {
+                true => Protocol::Http2,
+                false => Protocol::Http1,
+            };
+            return Ok((sniffed, protocol));
         }
     }
 }

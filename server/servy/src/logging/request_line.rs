@@ -2,9 +2,9 @@
 //! default format writes without colours, at a fraction of its cost.
 //!
 //! The default format paints every field name through an (empty, without colours) ANSI
-//! style and routes every piece through `fmt::write`; for the one line per request that
-//! came to about 12,000 instructions of the 40,000 servy spends on a request
-//! (`tests/bench/instructions.py`). Request lines have a known shape (a literal
+//! style and routes every piece through `fmt::write`, which made it the largest part of
+//! a request's cost (docs/benchmarks.md, instructions per request). Request lines have
+//! a known shape (a literal
 //! message, strings, numbers, a method), so they are written here; every other event,
 //! and every line on a terminal, still goes through the default format.
 

@@ -5,18 +5,15 @@
 //! redirect can never send a client to a site of the client's choosing (an open
 //! redirect), and never to a name whose handshake would fail anyway.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::handler::Handler;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hyper::body::Incoming;
-use tower::Service;
 
-use super::host;
 use super::stack::stack;
+use super::{RequestService, host};
 use crate::config::LimitsConfig;
 use crate::metrics::Metrics;
 use crate::tls::Certificates;
@@ -28,10 +25,7 @@ pub fn service(
     metrics: Arc<Metrics>,
     limits: &LimitsConfig,
     log_requests: bool,
-) -> impl Service<Request<Incoming>, Response = Response, Error = Infallible, Future: Send + 'static>
-+ Clone
-+ Send
-+ 'static {
+) -> impl RequestService {
     stack(
         redirect.with_state(certificates),
         metrics,
@@ -48,7 +42,12 @@ async fn redirect(State(certificates): State<Arc<Certificates>>, req: Request) -
         Err(rejection) => return rejection.into_response(),
     };
     // HTTP/1.1 carries the host in `Host`; h2c in `:authority` (the URI's).
-    let Some(name) = req.uri().authority().or(host.as_ref()).and_then(host::dns_name) else {
+    let Some(name) = req
+        .uri()
+        .authority()
+        .or(host.as_ref())
+        .and_then(host::dns_name)
+    else {
         return (StatusCode::BAD_REQUEST, "a Host header is required\n").into_response();
     };
     if !certificates.covers(&name) {

@@ -32,15 +32,31 @@ use crate::site::rules::{Asked, Outcome, SiteRules};
 use crate::tls::acme::Challenges;
 use stack::stack;
 
+/// servy's request service as the connection layers take it: tower's `Service` for
+/// hyper's requests, never failing, cloned per connection, `Unpin` so a connection can
+/// be polled (and parked) without pinning it, its futures spawnable.
+pub trait RequestService:
+    Service<Request<Incoming>, Response = Response, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + Unpin
+    + 'static
+{
+}
+
+impl<S> RequestService for S
+where
+    S: Service<Request<Incoming>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Unpin
+        + 'static,
+    S::Future: Send + 'static,
+{
+}
+
 /// The main listener's service: the middleware stack around [`dispatch`].
-pub fn service(
-    app: AppState,
-    metrics: Arc<Metrics>,
-    limits: &LimitsConfig,
-) -> impl Service<Request<Incoming>, Response = Response, Error = Infallible, Future: Send + 'static>
-+ Clone
-+ Send
-+ 'static {
+pub fn service(app: AppState, metrics: Arc<Metrics>, limits: &LimitsConfig) -> impl RequestService {
     let log_requests = app.log_requests;
     let headers = app.headers;
     // Outside everything, so 503s, 500s and 400s leave with the every-path headers too.
@@ -57,10 +73,7 @@ pub fn https_service(
     metrics: Arc<Metrics>,
     limits: &LimitsConfig,
     hsts: Option<HeaderValue>,
-) -> impl Service<Request<Incoming>, Response = Response, Error = Infallible, Future: Send + 'static>
-+ Clone
-+ Send
-+ 'static {
+) -> impl RequestService {
     ServiceBuilder::new()
         .map_response(move |mut response: Response| {
             if let Some(hsts) = &hsts {
@@ -90,7 +103,7 @@ pub struct AppState {
 
 impl AppState {
     /// Attaches what was served for the request line, only when there will be one: an
-    /// extension costs three allocations, a third of servy's own per request.
+    /// extension allocates, and only the log line reads it.
     fn served(&self, (mut response, served): (Response, Served)) -> Response {
         if self.log_requests {
             response.extensions_mut().insert(served);

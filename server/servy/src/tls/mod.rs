@@ -35,7 +35,8 @@ pub use resolver::{ACME_TLS_ALPN, Certificates};
 /// and TLS 1.3 stateful resumption). A few hundred bytes each.
 const SESSION_CACHE: usize = 4096;
 
-/// What the handshake agreed on.
+/// What a connection speaks: what ALPN agreed on in the handshake, or, on a plain
+/// connection, what its first bytes showed (`conn` sniffs them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     Http1,

@@ -3,8 +3,8 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::time::Duration;
 use std::process::Output;
+use std::time::Duration;
 
 use crate::support::{Servy, TempDir, command, free_addr, get};
 
@@ -260,7 +260,9 @@ fn a_listener_the_config_cannot_serve_is_refused_before_serving() {
     let status = servy.wait_exit(Duration::from_secs(10));
     assert_eq!(status.code(), Some(78), "{}", servy.stderr());
     assert!(
-        servy.stderr().contains("needs https.certificates or [acme]"),
+        servy
+            .stderr()
+            .contains("needs https.certificates or [acme]"),
         "{}",
         servy.stderr()
     );
@@ -293,5 +295,8 @@ fn check_notes_a_listener_need_it_cannot_settle() {
     let o = run(&["--check", "--config", config.to_str().unwrap()], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let e = assert_one_line(&o);
-    assert!(e.contains("note: acme.challenge = \"tls-alpn-01\" needs an https listener"), "{e}");
+    assert!(
+        e.contains("note: acme.challenge = \"tls-alpn-01\" needs an https listener"),
+        "{e}"
+    );
 }

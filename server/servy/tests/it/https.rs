@@ -401,7 +401,11 @@ fn redirect_to_https_refuses_what_the_dispatch_refuses_in_host() {
         assert_eq!(r.header("location"), None, "{host}");
     }
     let r = raw(servy.http, b"GET / HTTP/1.1\r\nconnection: close\r\n\r\n");
-    assert!(r.starts_with(b"HTTP/1.1 400"), "{}", String::from_utf8_lossy(&r));
+    assert!(
+        r.starts_with(b"HTTP/1.1 400"),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
 }
 
 fn check(config: &str, env: &[(&str, &str)], dir: &Path) -> Output {

@@ -216,8 +216,9 @@ impl ZeroCopy {
     /// of the file with `MSG_MORE`, then the rest of `body` (found at `offset` in the
     /// executable) by sendfile. Starting sendfile on a page boundary keeps a body of N
     /// pages in N page fragments; an unaligned start costs one more fragment, and one
-    /// more packet where the kernel's fragment limit per packet is reached (a 64 KiB body
-    /// measured 2.6 times the CPU time without this). A short head is reported as is; an
+    /// more packet where the kernel's fragment limit per packet is reached, which costs a
+    /// body of a few pages a multiple of its CPU time (docs/benchmarks.md). A short head
+    /// is reported as is; an
     /// error after some bytes went out is reported as those bytes, and the next call
     /// meets it again.
     fn send(
