@@ -242,7 +242,7 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Ins
         .map_err(Failure::startup)?;
     }
     if let Some(tls) = &tls {
-        // Validated in config.rs: visible ASCII only, so this cannot fail.
+        // Validated in config/validate.rs: visible ASCII only, so this cannot fail.
         let hsts = config
             .https
             .hsts

@@ -1,4 +1,4 @@
-//! One HTTP/1 connection that gives its memory back while idle. Called by `serve` for
+//! One HTTP/1 connection that gives its memory back while idle. Called by the accept loop (`conn/mod.rs`) for
 //! each HTTP/1 connection; the router serves its requests.
 //!
 //! hyper keeps an 8 KiB read buffer and an 8 KiB write buffer for as long as a

@@ -1,6 +1,6 @@
 //! The idle timeout HTTP/2 connections lack: hyper closes an HTTP/2 connection only when
 //! the client does or stops answering pings, so a client could hold thousands that never
-//! ask for anything. Used by `serve` on each HTTP/2 connection's socket and service.
+//! ask for anything. Used by the accept loop (`conn/mod.rs`) on each HTTP/2 connection's socket and service.
 //!
 //! The service counts open streams (until hyper drops the response body) and stamps the
 //! time of the last change; the socket wrapper ends the connection (end of input, so

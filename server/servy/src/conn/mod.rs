@@ -1,5 +1,7 @@
-//! Accepting connections and running HTTP on them, for every listener; and the drain at
-//! shutdown. Between the listeners and the router on the request path.
+//! The connection layer: accepting connections on every listener and running HTTP on
+//! them, and the drain at shutdown. First on the request path: `listeners` opens the
+//! sockets, this loop accepts, `http1`/`http2` speak the protocol, and each request goes
+//! to the request layer (`request/`) as a [`RequestService`].
 //!
 //! Each listener has a [`Transport`]: plain connections sniff HTTP/1 vs h2c; TLS
 //! connections do the handshake (in `tls`) and let ALPN choose.

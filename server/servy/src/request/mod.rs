@@ -1,4 +1,6 @@
-//! The main listener: the middleware stack around one dispatch handler.
+//! The request layer: the main listener's service, the middleware stack (`stack.rs`)
+//! around one dispatch handler, which asks the site, its rules and the short links in
+//! turn.
 //!
 //! The main listener has no routes, only the steps below, so it is a single handler
 //! (a direct handler skips axum's routing work). Real routes live on the metrics listener.
@@ -130,9 +132,9 @@ impl AppState {
 /// 3. Site: embedded asset → encoding → conditional (304) → range (206/416). The
 ///    encoding comes first because each representation has its own ETag.
 ///    Files always win over aliases, so a redirect can never shadow a page; only a
-///    forced `_redirects` rule can, and it withdrew the file at start-up (`rules.rs`).
+///    forced `_redirects` rule can, and it withdrew the file at start-up (`site/rules.rs`).
 /// 4. The site's `_redirects` rules for exact paths, then the short links (30x +
-///    `Location`), then the site's pattern rules (`rules.rs` says why in that order).
+///    `Location`), then the site's pattern rules (`site/rules.rs` says why in that order).
 /// 5. Not found: `404.html` or a plain 404; the miss nudges the redirects refresher
 ///    (new aliases appear without a restart) without waiting for it.
 pub async fn dispatch(State(app): State<AppState>, req: Request) -> Response {

@@ -37,7 +37,7 @@ pub struct ResponseHeaders {
 
 impl ResponseHeaders {
     /// `site_every` is the build's combined `_headers` for `/*` rules. The config has
-    /// been validated (`config.rs`); an entry that still fails to convert is logged and
+    /// been validated (`config/validate.rs`); an entry that still fails to convert is logged and
     /// skipped rather than taking the site down.
     pub fn new(config: HeadersConfig, site_every: &[(&str, &str)]) -> ResponseHeaders {
         let mut rules = Vec::with_capacity(config.0.len());

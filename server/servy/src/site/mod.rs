@@ -118,7 +118,7 @@ pub struct Asset {
     /// Parallel to `variants`: what [`negotiate::choose`] picks from.
     codings: Vec<(Coding, u64)>,
     variants: Vec<Representation>,
-    /// Defaults, `_headers` and `[headers]`, resolved once (`headers.rs`); set last, so
+    /// Defaults, `_headers` and `[headers]`, resolved once (`site/headers.rs`); set last, so
     /// a rule's `Cache-Control` or `Content-Type` wins over the computed one.
     extra: Box<[Header]>,
 }
@@ -129,7 +129,7 @@ pub struct Site {
     /// Every key a request may normalise to: `a/b.html`, and for `a/index.html` also
     /// `a` and `a/` (and `""` for the root), so no request formats a string to look up.
     lookup: HashMap<&'static str, usize>,
-    /// Keys a forced `_redirects` rule took over (`rules.rs`): not served at their own
+    /// Keys a forced `_redirects` rule took over (`site/rules.rs`): not served at their own
     /// path, still served by a 200 rewrite.
     withdrawn: HashMap<&'static str, usize>,
     /// Chosen once: the site's `404.html`, or the plain page when it has none.

@@ -7,7 +7,7 @@
 //! 2. **Files** win over every other rule, as on Netlify.
 //! 3. **Exact** paths: each path a literal rule names (and each withdrawn file path)
 //!    maps to the first rule in file order that matches it. One hash lookup.
-//! 4. **Short links** from the URL-hosted file (`redirects/`). They change at run time;
+//! 4. **Short links** from the URL-hosted file (`short_links/`). They change at run time;
 //!    site rules change with a deploy, reviewed with the pages. So a short link never
 //!    takes over a path the site names exactly, but it does win over a site *pattern*:
 //!    a link is one exact path, a pattern is a fallback (`/* /index.html 200` must not

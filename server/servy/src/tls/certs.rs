@@ -1,7 +1,7 @@
 //! Certificates from PEM files: read the chain and the key, check that they belong
 //! together, and note what the certificate covers and when it lapses.
 //!
-//! Paths arrive already resolved (`config.rs` resolves a relative name against
+//! Paths arrive already resolved (`config/mod.rs` resolves a relative name against
 //! `$CREDENTIALS_DIRECTORY`), so this file only reads what it is told to.
 
 use std::fmt;

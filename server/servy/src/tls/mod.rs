@@ -1,6 +1,6 @@
 //! HTTPS: the rustls server configuration, the certificates it presents, and the
 //! handshake that turns an accepted `TcpStream` into a TLS stream plus the protocol ALPN
-//! chose. Sits between the https listener and HTTP (`serve.rs`).
+//! chose. Sits between the https listener and HTTP (`conn/mod.rs`).
 //!
 //! How ACME plugs in: [`Tls::certificates`] is the shared [`Certificates`] store.
 //! - A certificate obtained at run time goes in with [`Certificates::install`]

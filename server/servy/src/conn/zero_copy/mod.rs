@@ -11,7 +11,7 @@
 //! like a writev would: the slices before the body, and the body's bytes up to the next
 //! page boundary of the file, with `MSG_MORE`; then the rest of the body with sendfile;
 //! and the byte count a writev would have returned, short writes included.
-//! Only plain HTTP/1.1 connections use it (`serve.rs` decides); h2 frames and TLS
+//! Only plain HTTP/1.1 connections use it (`conn/mod.rs` decides); h2 frames and TLS
 //! records are written as before.
 
 mod elf;
