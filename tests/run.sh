@@ -4,7 +4,7 @@
 #   tests/run.sh              all stages
 #   tests/run.sh rust units   only the named stages
 #
-# Stages: rust (fmt, clippy, unit + integration tests), nix (parse, format, lint, lock,
+# Stages: rust (no import circle, fmt, clippy, unit + integration tests), nix (parse, format, lint, lock,
 # module evaluation), units (systemd-analyze verify + security), smoke (k6 against servy
 # and nginx, then the MDN HTTP Observatory against the demo site), systemd (the shipped
 # units under a real systemd in a container).
@@ -14,6 +14,8 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 stage_rust() {
+  # Imports flow one way: no file imports one that imports it back.
+  python3 tests/layout/imports.py server/servy/src server/rules/src server/stub/src &&
   (cd server &&
     cargo fmt --all -- --check &&
     cargo clippy --workspace --all-targets --locked -- -D warnings &&
