@@ -29,7 +29,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::config::{QueryPolicy, RedirectsConfig};
+use crate::config::RedirectsConfig;
 use crate::metrics::Metrics;
 use crate::served::Served;
 
@@ -95,11 +95,7 @@ impl Redirects {
         }
         let map = self.shared.map.load();
         let target = map.entries.get(key)?;
-        target.served.inc();
-        let location = match (self.shared.query, query) {
-            (QueryPolicy::Append, Some(q)) if !q.is_empty() => target.with_query(q),
-            _ => target.location.clone(),
-        };
+        let (location, url) = target.hit(self.shared.query, query);
         let mut response = Response::new(Body::empty());
         *response.status_mut() = self.shared.status;
         let headers = response.headers_mut();
@@ -109,7 +105,7 @@ impl Redirects {
             headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         }
         headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
-        Some((response, Served::Redirect(target.url.clone())))
+        Some((response, Served::Redirect(url)))
     }
 
     /// A miss happened: maybe a new alias exists upstream. Never blocks, never fetches;
@@ -143,6 +139,7 @@ impl Redirects {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::QueryPolicy;
 
     fn redirects(config: RedirectsConfig, text: &str) -> (Redirects, Counters) {
         let counters = Counters::detached();

@@ -69,14 +69,14 @@ pub struct RedirectMap {
 
 /// One alias, with everything `lookup` needs already built.
 pub(super) struct Target {
-    pub(super) url: Arc<str>,
-    pub(super) location: HeaderValue,
+    url: Arc<str>,
+    location: HeaderValue,
     /// Where `#fragment` starts (or the length): an appended query goes before it.
-    pub(super) fragment_at: usize,
+    fragment_at: usize,
     /// Whether the target already has a query, so an appended one joins with `&`.
-    pub(super) has_query: bool,
+    has_query: bool,
     /// `servy_redirects_served{alias}` resolved once: no label hashing per hit.
-    pub(super) served: IntCounter,
+    served: IntCounter,
 }
 
 /// The redirects' share of the metrics, taken from [`Metrics`] once.
@@ -132,10 +132,21 @@ impl RedirectMap {
 }
 
 impl Target {
+    /// A request for this alias: counted, and answered with its `Location` (the
+    /// request's query joined under `query = append`) and its URL for the request log.
+    pub(super) fn hit(&self, policy: QueryPolicy, query: Option<&str>) -> (HeaderValue, Arc<str>) {
+        self.served.inc();
+        let location = match (policy, query) {
+            (QueryPolicy::Append, Some(q)) if !q.is_empty() => self.with_query(q),
+            _ => self.location.clone(),
+        };
+        (location, self.url.clone())
+    }
+
     /// `query = append`: the request's query joins the target's (`?` or `&`), before any
     /// fragment, so `/gh?tab=repos` → `https://github.com/x?tab=repos`. Only this path
     /// allocates.
-    pub(super) fn with_query(&self, query: &str) -> HeaderValue {
+    fn with_query(&self, query: &str) -> HeaderValue {
         let (base, fragment) = self.url.split_at(self.fragment_at);
         let sep = if self.has_query { '&' } else { '?' };
         HeaderValue::try_from(format!("{base}{sep}{query}{fragment}"))
