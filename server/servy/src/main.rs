@@ -72,6 +72,11 @@ fn run(args: cli::Args) -> Result<(), Failure> {
         std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
         log
     });
+    if config.limits.request_timeout != config::LimitsConfig::default().request_timeout {
+        tracing::warn!(
+            "limits.request_timeout has no effect: every response is built without waiting, so no timer bounds it"
+        );
+    }
     let (redirects, refresher) = Redirects::new(config.redirects.clone(), &metrics)
         .map_err(|e| Failure::Config(Box::new(e)))?;
     // TLS is on with certificate files or with ACME (which installs its own).
@@ -217,7 +222,6 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Ins
         rules,
         headers,
         redirects: redirects.clone(),
-        log_requests: config.log.requests,
         acme: acme.as_ref().map(Acme::challenges),
     };
     let redirect_to = tls
@@ -226,17 +230,18 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Ins
         .map(|tls| tls.certificates());
     for listener in listeners.http {
         if let Some(certificates) = &redirect_to {
+            // The redirect is a response like any other: nosniff and the `/*` headers.
             let service = https_redirect::service(
                 certificates.clone(),
+                headers,
                 metrics.clone(),
                 &config.limits,
                 config.log.requests,
             );
-            // The redirect is a response like any other: nosniff and the `/*` headers.
-            let service = tower::util::MapResponse::new(service, |r| headers.complete(r));
             server.serve(listener, Transport::Plain, service)
         } else {
-            let service = request::service(app.clone(), metrics.clone(), &config.limits);
+            let log = config.log.requests;
+            let service = request::service(app.clone(), metrics.clone(), &config.limits, log);
             server.serve(listener, Transport::Plain, service)
         }
         .map_err(Failure::startup)?;
@@ -250,8 +255,13 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Ins
             .and_then(|v| HeaderValue::from_str(v).ok());
         // `listener_needs` made sure https listeners come with certificates.
         for listener in listeners.https {
-            let service =
-                request::https_service(app.clone(), metrics.clone(), &config.limits, hsts.clone());
+            let service = request::https_service(
+                app.clone(),
+                metrics.clone(),
+                &config.limits,
+                config.log.requests,
+                hsts.clone(),
+            );
             server
                 .serve(listener, Transport::Tls(tls.acceptor()), service)
                 .map_err(Failure::startup)?;

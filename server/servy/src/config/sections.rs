@@ -183,7 +183,9 @@ pub struct LimitsConfig {
     /// Time to receive a request's headers (slowloris).
     #[serde(with = "duration")]
     pub header_read_timeout: Duration,
-    /// Time to produce a response.
+    /// Accepted so that older configs still load, and otherwise unused: every answer is
+    /// built from memory without waiting, so there is nothing for a timer to bound
+    /// (`main` says so once when it is set to anything but its default).
     #[serde(with = "duration")]
     pub request_timeout: Duration,
     /// Requests in flight before load shedding answers 503.

@@ -7,43 +7,57 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::handler::Handler;
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::stack::stack;
-use super::{RequestService, host};
+use super::host;
+use super::service::{Answer, MainService};
 use crate::config::LimitsConfig;
 use crate::metrics::Metrics;
+use crate::served::Served;
+use crate::site::headers::ResponseHeaders;
 use crate::tls::Certificates;
 
-/// The plain listener's service when `redirect_to_https` is on: the usual middleware
-/// (metrics, shedding, timeouts) around [`redirect`].
+/// The plain listener's service when `redirect_to_https` is on: the usual steps
+/// (shedding, headers, metrics, the log line) around [`redirect`].
 pub fn service(
     certificates: Arc<Certificates>,
+    headers: &'static ResponseHeaders,
     metrics: Arc<Metrics>,
     limits: &LimitsConfig,
     log_requests: bool,
-) -> impl RequestService {
-    stack(
-        redirect.with_state(certificates),
+) -> MainService<RedirectToHttps> {
+    let answer = RedirectToHttps(certificates);
+    MainService::new(
+        answer,
+        limits.max_concurrency,
+        headers,
         metrics,
-        limits,
         log_requests,
     )
 }
 
+/// The hosts the redirect may send a client to: those a certificate covers.
+#[derive(Clone)]
+pub struct RedirectToHttps(Arc<Certificates>);
+
+impl Answer for RedirectToHttps {
+    fn answer(&self, head: &Parts) -> (Response, Option<Served>) {
+        (redirect(&self.0, head), None)
+    }
+}
+
 /// 308 keeps the method (RFC 9110 §15.4.9), so a form POST stays a POST over HTTPS.
-async fn redirect(State(certificates): State<Arc<Certificates>>, req: Request) -> Response {
+fn redirect(certificates: &Certificates, req: &Parts) -> Response {
     // The same Host rules as the dispatch: two Host lines, or a malformed one, are a 400.
-    let host = match host::check(req.version(), req.headers()) {
+    let host = match host::check(req.version, &req.headers) {
         Ok(host) => host,
         Err(rejection) => return rejection.into_response(),
     };
     // HTTP/1.1 carries the host in `Host`; h2c in `:authority` (the URI's).
     let Some(name) = req
-        .uri()
+        .uri
         .authority()
         .or(host.as_ref())
         .and_then(host::dns_name)
@@ -57,7 +71,7 @@ async fn redirect(State(certificates): State<Arc<Certificates>>, req: Request) -
         )
             .into_response();
     }
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
     match HeaderValue::try_from(format!("https://{name}{path}")) {
         Ok(location) => (
             StatusCode::PERMANENT_REDIRECT,

@@ -1,26 +1,25 @@
-//! The request layer: the main listener's service, the middleware stack (`stack.rs`)
-//! around one dispatch handler, which asks the site, its rules and the short links in
-//! turn.
+//! The request layer: the main listener's service (`service.rs`: shedding, panics,
+//! headers, metrics and the log line) around one dispatch, which asks the site, its
+//! rules and the short links in turn.
 //!
-//! The main listener has no routes, only the steps below, so it is a single handler
-//! (a direct handler skips axum's routing work). Real routes live on the metrics listener.
+//! The main listener has no routes, only the steps below, so it is a single function.
+//! Real routes live on the metrics listener.
 
 mod host;
 pub mod https_redirect;
 mod observe;
+mod service;
 mod shed;
-mod stack;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::handler::Handler;
+use axum::extract::Request;
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
-use tower::util::MapResponse;
-use tower::{Service, ServiceBuilder};
+use tower::Service;
 
 use crate::config::LimitsConfig;
 use crate::metrics::Metrics;
@@ -32,7 +31,7 @@ use crate::site::headers::ResponseHeaders;
 use crate::site::not_found;
 use crate::site::rules::{Asked, Outcome, SiteRules};
 use crate::tls::acme::Challenges;
-use stack::stack;
+pub use service::{Answer, MainService};
 
 /// servy's request service as the connection layers take it: tower's `Service` for
 /// hyper's requests, never failing, cloned per connection, `Unpin` so a connection can
@@ -57,35 +56,27 @@ where
 {
 }
 
-/// The main listener's service: the middleware stack around [`dispatch`].
-pub fn service(app: AppState, metrics: Arc<Metrics>, limits: &LimitsConfig) -> impl RequestService {
-    let log_requests = app.log_requests;
+/// The main listener's service: [`MainService`] around [`dispatch`].
+pub fn service(
+    app: AppState,
+    metrics: Arc<Metrics>,
+    limits: &LimitsConfig,
+    log_requests: bool,
+) -> MainService<AppState> {
     let headers = app.headers;
-    // Outside everything, so 503s, 500s and 400s leave with the every-path headers too.
-    MapResponse::new(
-        stack(dispatch.with_state(app), metrics, limits, log_requests),
-        move |response| headers.complete(response),
-    )
+    MainService::new(app, limits.max_concurrency, headers, metrics, log_requests)
 }
 
 /// The https listener's service: the same as [`service`], plus `Strict-Transport-Security`
-/// on every response when `[https] hsts` is set (never on plain HTTP, RFC 6797 §7.2).
+/// on every response when `[https] hsts` is set.
 pub fn https_service(
     app: AppState,
     metrics: Arc<Metrics>,
     limits: &LimitsConfig,
+    log_requests: bool,
     hsts: Option<HeaderValue>,
-) -> impl RequestService {
-    ServiceBuilder::new()
-        .map_response(move |mut response: Response| {
-            if let Some(hsts) = &hsts {
-                response
-                    .headers_mut()
-                    .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
-            }
-            response
-        })
-        .service(service(app, metrics, limits))
+) -> MainService<AppState> {
+    service(app, metrics, limits, log_requests).with_hsts(hsts)
 }
 
 /// What the request path needs, built once in `main`.
@@ -97,28 +88,23 @@ pub struct AppState {
     /// The every-path headers for responses no file built.
     pub headers: &'static ResponseHeaders,
     pub redirects: Redirects,
-    /// `log.requests`: write the per-request line, and so tell it what was served.
-    pub log_requests: bool,
     /// Open ACME HTTP-01 challenges, when `[acme]` is on.
     pub acme: Option<Challenges>,
 }
 
 impl AppState {
-    /// Attaches what was served for the request line, only when there will be one: an
-    /// extension allocates, and only the log line reads it.
-    fn served(&self, (mut response, served): (Response, Served)) -> Response {
-        if self.log_requests {
-            response.extensions_mut().insert(served);
-        }
-        response
-    }
-
     /// A `_redirects` rule's answer; a rewrite to a file the site lacks is a 404.
-    fn answer(&self, outcome: Outcome, method: &Method) -> Response {
+    fn answer_rule(&self, outcome: Outcome, method: &Method) -> (Response, Option<Served>) {
         match outcome {
-            Outcome::Response(response, served) => self.served((response, served)),
-            Outcome::Missing => not_found::respond(self.site.not_found_page(), method),
+            Outcome::Response(response, served) => (response, Some(served)),
+            Outcome::Missing => (not_found::respond(self.site.not_found_page(), method), None),
         }
+    }
+}
+
+impl Answer for AppState {
+    fn answer(&self, head: &Parts) -> (Response, Option<Served>) {
+        dispatch(self, head)
     }
 }
 
@@ -137,31 +123,30 @@ impl AppState {
 ///    `Location`), then the site's pattern rules (`site/rules.rs` says why in that order).
 /// 5. Not found: `404.html` or a plain 404; the miss nudges the redirects refresher
 ///    (new aliases appear without a restart) without waiting for it.
-pub async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
-    let (parts, _body) = req.into_parts();
+pub fn dispatch(app: &AppState, parts: &Parts) -> (Response, Option<Served>) {
     if parts.method != Method::GET && parts.method != Method::HEAD {
-        return (
+        let response = (
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, "GET, HEAD")],
-        )
-            .into_response();
+        );
+        return (response.into_response(), None);
     }
     if let Err(rejection) = host::check(parts.version, &parts.headers) {
-        return rejection.into_response();
+        return (rejection.into_response(), None);
     }
     if let Some(key_authorization) = app.acme.as_ref().and_then(|c| c.http01(parts.uri.path())) {
-        return (
+        let response = (
             [(header::CONTENT_TYPE, "application/octet-stream")],
             key_authorization,
-        )
-            .into_response();
+        );
+        return (response.into_response(), None);
     }
     let key = match path::normalise(parts.uri.path()) {
         Ok(key) => key,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => return (rejection.into_response(), None),
     };
-    if let Some(served) = app.site.respond(&key, &parts.method, &parts.headers) {
-        return app.served(served);
+    if let Some((response, served)) = app.site.respond(&key, &parts.method, &parts.headers) {
+        return (response, Some(served));
     }
     let asked = Asked {
         method: &parts.method,
@@ -169,14 +154,15 @@ pub async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
         query: parts.uri.query(),
     };
     if let Some(outcome) = app.rules.exact(app.site, &key, asked) {
-        return app.answer(outcome, &parts.method);
+        return app.answer_rule(outcome, &parts.method);
     }
-    if let Some(served) = app.redirects.lookup(&key, parts.uri.query()) {
-        return app.served(served);
+    if let Some((response, served)) = app.redirects.lookup(&key, parts.uri.query()) {
+        return (response, Some(served));
     }
     if let Some(outcome) = app.rules.pattern(app.site, &key, asked) {
-        return app.answer(outcome, &parts.method);
+        return app.answer_rule(outcome, &parts.method);
     }
     app.redirects.nudge();
-    not_found::respond(app.site.not_found_page(), &parts.method)
+    let response = not_found::respond(app.site.not_found_page(), &parts.method);
+    (response, None)
 }
