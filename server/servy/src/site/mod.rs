@@ -106,6 +106,11 @@ struct Representation {
     content_length: HeaderValue,
     /// `None` for identity.
     encoding: Option<HeaderValue>,
+    /// Every header of its 200 and of its 304, built once the asset is complete
+    /// ([`Asset::prebuild`]): a response clones a finished map instead of inserting a
+    /// dozen headers one by one.
+    ok: HeaderMap,
+    not_modified: HeaderMap,
 }
 
 /// One file of the site, ready to serve.
@@ -201,6 +206,9 @@ impl Site {
             });
         }
 
+        for asset in &mut assets {
+            asset.prebuild();
+        }
         let mut lookup = HashMap::with_capacity(assets.len() * 2);
         for (i, asset) in assets.iter().enumerate() {
             lookup.insert(asset.key, i);
@@ -299,9 +307,7 @@ impl Site {
         };
         let last_modified = asset.last_modified.as_ref().map(|(secs, _)| *secs);
         if conditional::not_modified(headers, rep.etag, last_modified) {
-            let mut response = asset.response(StatusCode::NOT_MODIFIED, Body::empty(), 5);
-            asset.validators(response.headers_mut(), rep);
-            asset.finish(response.headers_mut());
+            let response = prebuilt(StatusCode::NOT_MODIFIED, Body::empty(), &rep.not_modified);
             return Some((response, Served::Asset(asset.key)));
         }
         let len = rep.bytes.len() as u64;
@@ -311,12 +317,24 @@ impl Site {
             Outcome::Full
         };
         let response = match outcome {
-            Outcome::Full => asset.full(rep, method == Method::HEAD),
-            Outcome::Partial(range) => asset.partial(rep, *range.start(), *range.end()),
-            Outcome::Unsatisfiable => asset.unsatisfiable(rep),
+            Outcome::Full if method == Method::HEAD => {
+                prebuilt(StatusCode::OK, Body::empty(), &rep.ok)
+            }
+            Outcome::Full => {
+                let body = Body::from(Bytes::from_static(rep.bytes));
+                prebuilt(StatusCode::OK, body, &rep.ok)
+            }
+            Outcome::Partial(range) => {
+                let mut response = asset.partial(rep, *range.start(), *range.end());
+                asset.finish(response.headers_mut());
+                response
+            }
+            Outcome::Unsatisfiable => {
+                let mut response = asset.unsatisfiable(rep);
+                asset.finish(response.headers_mut());
+                response
+            }
         };
-        let mut response = response;
-        asset.finish(response.headers_mut());
         Some((response, Served::Asset(asset.key)))
     }
 
@@ -369,30 +387,49 @@ impl Representation {
                 HeaderValue::from(bytes.len())
             },
             encoding,
+            ok: HeaderMap::new(),
+            not_modified: HeaderMap::new(),
         }
     }
 }
 
+/// A response with a prebuilt header map.
+fn prebuilt(status: StatusCode, body: Body, headers: &HeaderMap) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers.clone();
+    response
+}
+
 impl Asset {
+    /// Builds every representation's 200 and 304 headers, in the order the request path
+    /// used to insert them: the validators, the entity headers, `Content-Length`, then the
+    /// defaults and rules, which win.
+    fn prebuild(&mut self) {
+        let maps: Vec<(HeaderMap, HeaderMap)> = std::iter::once(&self.identity)
+            .chain(&self.variants)
+            .map(|rep| {
+                let mut ok = HeaderMap::new();
+                self.entity_headers(&mut ok, rep);
+                ok.insert(CONTENT_LENGTH, rep.content_length.clone());
+                self.finish(&mut ok);
+                let mut not_modified = HeaderMap::new();
+                self.validators(&mut not_modified, rep);
+                self.finish(&mut not_modified);
+                (ok, not_modified)
+            })
+            .collect();
+        let reps = std::iter::once(&mut self.identity).chain(&mut self.variants);
+        for (rep, (ok, not_modified)) in reps.zip(maps) {
+            rep.ok = ok;
+            rep.not_modified = not_modified;
+        }
+    }
+
     fn response(&self, status: StatusCode, body: Body, headers: usize) -> Response {
         let mut response = Response::new(body);
         *response.status_mut() = status;
         response.headers_mut().reserve(headers);
-        response
-    }
-
-    /// 200 with the whole representation; HEAD gets the same headers and no body.
-    fn full(&self, rep: &Representation, head: bool) -> Response {
-        let body = if head {
-            Body::empty()
-        } else {
-            Body::from(Bytes::from_static(rep.bytes))
-        };
-        let mut response = self.response(StatusCode::OK, body, 9);
-        self.entity_headers(response.headers_mut(), rep);
-        response
-            .headers_mut()
-            .insert(CONTENT_LENGTH, rep.content_length.clone());
         response
     }
 
