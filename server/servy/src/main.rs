@@ -117,6 +117,7 @@ fn run(args: cli::Args) -> Result<(), Failure> {
         metrics.sendfile_calls.clone(),
     );
     let state = State {
+        request_log: log.as_ref().and_then(logging::LogWriter::requests),
         site,
         rules,
         headers,
@@ -167,6 +168,8 @@ const LAST_LINES: Duration = Duration::from_millis(200);
 
 /// What `main` builds once and hands to the serving steps.
 struct State {
+    /// Where request lines go; `None` when there are none to write.
+    request_log: Option<logging::RequestLog>,
     site: &'static Site,
     rules: &'static SiteRules,
     headers: &'static ResponseHeaders,
@@ -198,6 +201,7 @@ fn list_assets() -> Result<(), Failure> {
 async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Instant, Failure> {
     let mut signals = Signals::install().map_err(Failure::startup)?;
     let State {
+        request_log,
         site,
         rules,
         headers,
@@ -236,11 +240,11 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Ins
                 headers,
                 metrics.clone(),
                 &config.limits,
-                config.log.requests,
+                request_log.clone(),
             );
             server.serve(listener, Transport::Plain, service)
         } else {
-            let log = config.log.requests;
+            let log = request_log.clone();
             let service = request::service(app.clone(), metrics.clone(), &config.limits, log);
             server.serve(listener, Transport::Plain, service)
         }
@@ -259,7 +263,7 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Ins
                 app.clone(),
                 metrics.clone(),
                 &config.limits,
-                config.log.requests,
+                request_log.clone(),
                 hsts.clone(),
             );
             server

@@ -21,7 +21,7 @@ use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use prometheus::IntCounter;
 use tracing::field::{DisplayValue, Field, Value, Visit, display};
@@ -34,7 +34,8 @@ use crate::config::{LogConfig, LogFormat};
 
 mod request_line;
 
-pub use request_line::TARGET as REQUEST_TARGET;
+use request_line::Clock;
+pub use request_line::{RequestRecord, TARGET as REQUEST_TARGET};
 
 /// Lines held while the writer is blocked. A request line copied here is a few hundred
 /// bytes, so a full queue is about a megabyte; at the blog load that is a second or two
@@ -51,9 +52,52 @@ const BATCH_WAIT: Duration = Duration::from_millis(10);
 pub struct LogWriter {
     /// Lines enqueued and not yet written (and flushed).
     pending: Arc<AtomicUsize>,
+    /// `None` when `log.requests` is off or `log.level` filters request lines out.
+    requests: Option<RequestLog>,
+}
+
+/// What goes through the queue: an event as `tracing` gave it, or a request's record.
+enum Entry {
+    Event(Line),
+    Request(RequestRecord),
+}
+
+/// The request path's handle on the queue: [`RequestLog::record`] never blocks and never
+/// allocates.
+#[derive(Clone)]
+pub struct RequestLog {
+    queue: SyncSender<Entry>,
+    pending: Arc<AtomicUsize>,
+    dropped: IntCounter,
+}
+
+impl RequestLog {
+    pub fn record(&self, record: RequestRecord) {
+        enqueue(
+            &self.queue,
+            &self.pending,
+            &self.dropped,
+            Entry::Request(record),
+        );
+    }
+}
+
+/// Queues `entry`, or counts it dropped when the queue is full.
+fn enqueue(queue: &SyncSender<Entry>, pending: &AtomicUsize, dropped: &IntCounter, entry: Entry) {
+    // Counted before the send, so the writer never sees the count below zero.
+    pending.fetch_add(1, Ordering::AcqRel);
+    if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = queue.try_send(entry) {
+        pending.fetch_sub(1, Ordering::AcqRel);
+        dropped.inc();
+    }
 }
 
 impl LogWriter {
+    /// Where the request lines go; `None` when there are none to write.
+    pub fn requests(&self) -> Option<RequestLog> {
+        self.requests.clone()
+    }
+
     /// Waits until every queued line is written, or `grace` passes; true if all were.
     /// The writer thread itself is never joined: the global subscriber lives as long
     /// as the process.
@@ -101,16 +145,29 @@ pub fn init(config: &LogConfig, dropped: IntCounter) -> LogWriter {
     };
     let (queue, lines) = std::sync::mpsc::sync_channel(QUEUE_LINES);
     let pending = Arc::new(AtomicUsize::new(0));
+    // Text without colours is written straight from the record; everything else is the
+    // layer's own format of the replayed event.
+    let ansi = std::io::stderr().is_terminal();
+    let direct_text =
+        matches!(format, LogFormat::Text | LogFormat::Auto) && !ansi && fallback.is_none();
     let writer = Writer {
         lines,
         output: tracing_subscriber::registry().with(layer),
         stderr,
         pending: pending.clone(),
         dropped: dropped.clone(),
+        direct_text,
+        clock: Clock::default(),
+        buffer: Vec::with_capacity(512),
     };
     let spawned = std::thread::Builder::new()
         .name("servy-log".into())
         .spawn(move || writer.run());
+    let requests = RequestLog {
+        queue: queue.clone(),
+        pending: pending.clone(),
+        dropped: dropped.clone(),
+    };
     tracing_subscriber::registry()
         .with(Enqueue {
             queue,
@@ -119,6 +176,10 @@ pub fn init(config: &LogConfig, dropped: IntCounter) -> LogWriter {
         })
         .with(filter)
         .init();
+    // The filter is fixed at start-up, so whether it lets request lines through is too.
+    let requests = (config.requests
+        && tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO))
+    .then_some(requests);
     if let Err(e) = spawned {
         // Without the thread every line is dropped and counted; say so where it shows.
         eprintln!("servy: starting the log writer failed: {e}; log lines are dropped");
@@ -126,7 +187,7 @@ pub fn init(config: &LogConfig, dropped: IntCounter) -> LogWriter {
     if let Some(e) = fallback {
         tracing::warn!(error = %e, "journald is unreachable; logging text to stderr");
     }
-    LogWriter { pending }
+    LogWriter { pending, requests }
 }
 
 fn text<S>(stderr: Arc<BufferedStderr>) -> impl Layer<S>
@@ -134,7 +195,6 @@ where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
     tracing_subscriber::fmt::layer()
-        .event_format(request_line::TextFormat::new())
         .with_writer(stderr)
         .with_ansi(std::io::stderr().is_terminal())
 }
@@ -142,7 +202,7 @@ where
 /// The global layer: copies an event that passed the filter into the queue, or counts
 /// it dropped. Never blocks.
 struct Enqueue {
-    queue: SyncSender<Line>,
+    queue: SyncSender<Entry>,
     pending: Arc<AtomicUsize>,
     dropped: IntCounter,
 }
@@ -156,14 +216,12 @@ impl<S: Subscriber> Layer<S> for Enqueue {
         line.values
             .resize_with(line.metadata.fields().len(), || None);
         event.record(&mut line);
-        // Counted before the send, so the writer never sees the count below zero.
-        self.pending.fetch_add(1, Ordering::AcqRel);
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            self.queue.try_send(line)
-        {
-            self.pending.fetch_sub(1, Ordering::AcqRel);
-            self.dropped.inc();
-        }
+        enqueue(
+            &self.queue,
+            &self.pending,
+            &self.dropped,
+            Entry::Event(line),
+        );
     }
 }
 
@@ -229,15 +287,20 @@ impl Visit for Line {
 
 /// The one thread that writes: it owns the real layer and the buffered stderr.
 struct Writer {
-    lines: Receiver<Line>,
+    lines: Receiver<Entry>,
     output: tracing_subscriber::layer::Layered<Box<dyn Layer<Registry> + Send + Sync>, Registry>,
     stderr: Arc<BufferedStderr>,
     pending: Arc<AtomicUsize>,
     dropped: IntCounter,
+    /// Request lines in text go straight to stderr ([`request_line::write_text`]).
+    direct_text: bool,
+    clock: Clock,
+    /// One request line at a time, reused.
+    buffer: Vec<u8>,
 }
 
 impl Writer {
-    fn run(self) {
+    fn run(mut self) {
         let mut reported = 0;
         // Ends when the sender is gone, which is never while the process runs.
         while let Ok(first) = self.lines.recv() {
@@ -265,7 +328,24 @@ impl Writer {
         }
     }
 
-    fn write(&self, line: &Line) {
+    fn write(&mut self, entry: &Entry) {
+        match entry {
+            Entry::Event(line) => self.write_event(line),
+            Entry::Request(record) if self.direct_text => {
+                self.buffer.clear();
+                request_line::write_text(
+                    &mut self.buffer,
+                    &mut self.clock,
+                    SystemTime::now(),
+                    record,
+                );
+                let _ = (&*self.stderr).write_all(&self.buffer);
+            }
+            Entry::Request(record) => request_line::replay(&self.output, record),
+        }
+    }
+
+    fn write_event(&self, line: &Line) {
         let values: Vec<Option<&dyn Value>> = line
             .values
             .iter()

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use super::host;
 use super::service::{Answer, MainService};
 use crate::config::LimitsConfig;
+use crate::logging::RequestLog;
 use crate::metrics::Metrics;
 use crate::served::Served;
 use crate::site::headers::ResponseHeaders;
@@ -26,16 +27,10 @@ pub fn service(
     headers: &'static ResponseHeaders,
     metrics: Arc<Metrics>,
     limits: &LimitsConfig,
-    log_requests: bool,
+    log: Option<RequestLog>,
 ) -> MainService<RedirectToHttps> {
     let answer = RedirectToHttps(certificates);
-    MainService::new(
-        answer,
-        limits.max_concurrency,
-        headers,
-        metrics,
-        log_requests,
-    )
+    MainService::new(answer, limits.max_concurrency, headers, metrics, log)
 }
 
 /// The hosts the redirect may send a client to: those a certificate covers.

@@ -22,6 +22,7 @@ use hyper::body::Incoming;
 use tower::Service;
 
 use crate::config::LimitsConfig;
+use crate::logging::RequestLog;
 use crate::metrics::Metrics;
 use crate::path;
 use crate::served::Served;
@@ -61,10 +62,10 @@ pub fn service(
     app: AppState,
     metrics: Arc<Metrics>,
     limits: &LimitsConfig,
-    log_requests: bool,
+    log: Option<RequestLog>,
 ) -> MainService<AppState> {
     let headers = app.headers;
-    MainService::new(app, limits.max_concurrency, headers, metrics, log_requests)
+    MainService::new(app, limits.max_concurrency, headers, metrics, log)
 }
 
 /// The https listener's service: the same as [`service`], plus `Strict-Transport-Security`
@@ -73,10 +74,10 @@ pub fn https_service(
     app: AppState,
     metrics: Arc<Metrics>,
     limits: &LimitsConfig,
-    log_requests: bool,
+    log: Option<RequestLog>,
     hsts: Option<HeaderValue>,
 ) -> MainService<AppState> {
-    service(app, metrics, limits, log_requests).with_hsts(hsts)
+    service(app, metrics, limits, log).with_hsts(hsts)
 }
 
 /// What the request path needs, built once in `main`.

@@ -1,5 +1,5 @@
 //! The last step of every request on the main listener: count the response in the
-//! metrics and write one log line. Last, so 503s from load shedding and 500s from caught
+//! metrics and queue one log line (the writer thread formats it, see `logging`). Last, so 503s from load shedding and 500s from caught
 //! panics are seen like any other response.
 
 use std::time::Instant;
@@ -9,20 +9,17 @@ use axum::http::{Method, header};
 use axum::response::Response;
 use hyper::body::Body as _;
 
+use crate::logging::{RequestLog, RequestRecord};
 use crate::metrics::Metrics;
 use crate::served::Served;
 
-/// Where request lines go, so they can be filtered on their own
-/// (`log.level = "info,servy::request=warn"`).
-use crate::logging::REQUEST_TARGET as TARGET;
-
-/// Counts `response` in the metrics and, with `log` (`log.requests`), writes its line.
+/// Counts `response` in the metrics and, with a request log, queues its line.
 pub fn record(
     metrics: &Metrics,
-    log: bool,
+    log: Option<&RequestLog>,
     head: &Parts,
     response: &Response,
-    served: Option<&Served>,
+    served: Option<Served>,
     start: Instant,
 ) {
     let elapsed = start.elapsed();
@@ -31,16 +28,15 @@ pub fn record(
         false => body_len(response),
     };
     metrics.observe(response.status(), bytes, elapsed);
-    if log && tracing::enabled!(target: TARGET, tracing::Level::INFO) {
-        let duration_us = elapsed.as_micros() as u64;
-        line(
-            &head.method,
-            head.uri.path(),
-            response,
-            served,
+    if let Some(log) = log {
+        log.record(RequestRecord {
+            method: head.method.clone(),
+            uri: head.uri.clone(),
+            status: response.status().as_u16(),
             bytes,
-            duration_us,
-        );
+            duration_us: elapsed.as_micros() as u64,
+            served,
+        });
     }
 }
 
@@ -59,26 +55,4 @@ fn body_len(response: &Response) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
-}
-
-fn line(
-    method: &Method,
-    path: &str,
-    response: &Response,
-    served: Option<&Served>,
-    bytes: u64,
-    duration_us: u64,
-) {
-    let status = response.status().as_u16();
-    match served {
-        Some(Served::Asset(file)) => {
-            tracing::info!(target: TARGET, %method, path, status, bytes, duration_us, file, "request");
-        }
-        Some(Served::Redirect(target)) => {
-            tracing::info!(target: TARGET, %method, path, status, bytes, duration_us, target = &**target, "request");
-        }
-        None => {
-            tracing::info!(target: TARGET, %method, path, status, bytes, duration_us, "request");
-        }
-    }
 }

@@ -27,6 +27,7 @@ use axum::response::Response;
 
 use super::observe;
 use super::shed::Shed;
+use crate::logging::RequestLog;
 use crate::metrics::Metrics;
 use crate::served::Served;
 use crate::site::headers::ResponseHeaders;
@@ -49,8 +50,8 @@ pub struct MainService<A> {
     /// (never on plain HTTP, RFC 6797 §7.2).
     hsts: Option<HeaderValue>,
     metrics: Arc<Metrics>,
-    /// `log.requests`.
-    log: bool,
+    /// `None` with `log.requests = false` (or request lines filtered out).
+    log: Option<RequestLog>,
 }
 
 impl<A: Answer> MainService<A> {
@@ -59,7 +60,7 @@ impl<A: Answer> MainService<A> {
         max_concurrency: usize,
         headers: &'static ResponseHeaders,
         metrics: Arc<Metrics>,
-        log: bool,
+        log: Option<RequestLog>,
     ) -> MainService<A> {
         MainService {
             answer,
@@ -107,10 +108,10 @@ impl<A: Answer, B> tower::Service<Request<B>> for MainService<A> {
         }
         observe::record(
             &self.metrics,
-            self.log,
+            self.log.as_ref(),
             &head,
             &response,
-            served.as_ref(),
+            served,
             start,
         );
         ready(Ok(response))
@@ -150,7 +151,7 @@ mod tests {
     async fn a_panic_becomes_a_counted_500_with_the_every_path_headers() {
         let metrics = Arc::new(Metrics::new());
         let headers = Box::leak(Box::new(ResponseHeaders::new(Default::default(), &[])));
-        let svc = MainService::new(Panics, 16, headers, metrics.clone(), false);
+        let svc = MainService::new(Panics, 16, headers, metrics.clone(), None);
         let Ok(response) = svc.clone().oneshot(Request::new(())).await;
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(
