@@ -13,36 +13,50 @@ use axum::response::Response;
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
 use tower::ServiceExt;
+use tower::util::Oneshot;
 
 use crate::request::RequestService;
 
 /// `body` as it was, with `held` dropped together with it.
 pub struct HeldBody<T> {
     body: Body,
-    _held: T,
+    _held: Option<T>,
 }
 
 impl<T> HeldBody<T> {
-    pub fn new(body: Body, held: T) -> HeldBody<T> {
+    fn new(body: Body, held: Option<T>) -> HeldBody<T> {
         HeldBody { body, _held: held }
     }
 }
 
-/// The response future of a service that wraps servy's with [`respond_holding`].
-pub type HeldResponse<T> =
-    Pin<Box<dyn Future<Output = Result<Response<HeldBody<T>>, Infallible>> + Send>>;
+/// The response future of a service that wraps servy's with [`respond_holding`]: servy's
+/// own future, unboxed, with what it holds handed to the body when the response is ready.
+pub struct HeldResponse<S: RequestService, T> {
+    response: Oneshot<S, Request<Incoming>>,
+    held: Option<T>,
+}
 
 /// `service` answers `req`, and `held` lives until hyper drops the response body.
-pub fn respond_holding<S: RequestService, T: Send + 'static>(
+pub fn respond_holding<S: RequestService, T>(
     service: S,
     req: Request<Incoming>,
     held: T,
-) -> HeldResponse<T> {
-    let response = service.oneshot(req);
-    Box::pin(async move {
-        let Ok(response) = response.await;
-        Ok(response.map(|body| HeldBody::new(body, held)))
-    })
+) -> HeldResponse<S, T> {
+    HeldResponse {
+        response: service.oneshot(req),
+        held: Some(held),
+    }
+}
+
+impl<S: RequestService, T: Unpin> Future for HeldResponse<S, T> {
+    type Output = Result<Response<HeldBody<T>>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Ok(response) = std::task::ready!(Pin::new(&mut self.response).poll(cx));
+        // Polled again after Ready is a caller's bug; the body then holds nothing.
+        let held = self.held.take();
+        Poll::Ready(Ok(response.map(|body| HeldBody::new(body, held))))
+    }
 }
 
 impl<T: Unpin> hyper::body::Body for HeldBody<T> {

@@ -265,9 +265,9 @@ where
 {
     type Response = Response<HeldBody<Open>>;
     type Error = Infallible;
-    type Future = HeldResponse<Open>;
+    type Future = HeldResponse<S, Open>;
 
-    fn call(&self, req: Request<Incoming>) -> HeldResponse<Open> {
+    fn call(&self, req: Request<Incoming>) -> HeldResponse<S, Open> {
         let open = Open(self.activity.clone());
         open.0.open.fetch_add(1, Ordering::Relaxed);
         respond_holding(self.service.clone(), req, open)

@@ -136,7 +136,7 @@ where
 {
     type Response = Response<HeldBody<OpenStream>>;
     type Error = Infallible;
-    type Future = HeldResponse<OpenStream>;
+    type Future = HeldResponse<S, OpenStream>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))

@@ -36,9 +36,10 @@ pub use service::{Answer, MainService};
 
 /// servy's request service as the connection layers take it: tower's `Service` for
 /// hyper's requests, never failing, cloned per connection, `Unpin` so a connection can
-/// be polled (and parked) without pinning it, its futures spawnable.
+/// be polled (and parked) without pinning it, its futures spawnable and `Unpin` so the
+/// connection layer can hold one without a box.
 pub trait RequestService:
-    Service<Request<Incoming>, Response = Response, Error = Infallible, Future: Send + 'static>
+    Service<Request<Incoming>, Response = Response, Error = Infallible, Future: Send + Unpin + 'static>
     + Clone
     + Send
     + Unpin
@@ -53,7 +54,7 @@ where
         + Send
         + Unpin
         + 'static,
-    S::Future: Send + 'static,
+    S::Future: Send + Unpin + 'static,
 {
 }
 

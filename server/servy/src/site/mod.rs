@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::http::header::{
-    ACCEPT_ENCODING, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE,
+    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE,
     CONTENT_TYPE, ETAG, LAST_MODIFIED, VARY,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -296,10 +296,7 @@ impl Site {
         let chosen = if asset.codings.is_empty() {
             None
         } else {
-            negotiate::choose(
-                &negotiate::weights(headers.get_all(ACCEPT_ENCODING)),
-                &asset.codings,
-            )
+            negotiate::choose(&negotiate::weights_of(headers), &asset.codings)
         };
         let rep = match chosen {
             Some(i) => &asset.variants[i],

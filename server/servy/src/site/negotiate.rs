@@ -13,7 +13,10 @@
 //! nothing listed is available, identity is sent anyway rather than a 406: a page the
 //! client may not decode beats no page, and every client handles identity.
 
-use axum::http::HeaderValue;
+use std::cell::Cell;
+
+use axum::http::header::ACCEPT_ENCODING;
+use axum::http::{HeaderMap, HeaderValue};
 
 /// A content coding a precompressed variant can have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +75,59 @@ impl Weights {
             Coding::Zstd => self.zstd,
             Coding::Gzip => self.gzip,
         }
+    }
+}
+
+/// The weights of a request's `Accept-Encoding` lines. A client sends the same line on
+/// every request, so the last single line each thread parsed is kept with its weights
+/// and a request that repeats it skips the parse.
+pub fn weights_of(headers: &HeaderMap) -> Weights {
+    let mut lines = headers.get_all(ACCEPT_ENCODING).iter();
+    let (Some(line), None) = (lines.next(), lines.next()) else {
+        return weights(headers.get_all(ACCEPT_ENCODING));
+    };
+    let bytes = line.as_bytes();
+    if bytes.len() > LAST_LINE_BYTES {
+        return weights([line]);
+    }
+    LAST_LINE.with(|last| match last.get() {
+        Some(seen) if seen.matches(bytes) => seen.weights,
+        _ => {
+            let weights = weights([line]);
+            last.set(Some(SeenLine::new(bytes, weights)));
+            weights
+        }
+    })
+}
+
+/// Longer lines are parsed every time (real browsers send about 25 bytes).
+const LAST_LINE_BYTES: usize = 64;
+
+thread_local! {
+    static LAST_LINE: Cell<Option<SeenLine>> = const { Cell::new(None) };
+}
+
+/// One `Accept-Encoding` line and its weights.
+#[derive(Clone, Copy)]
+struct SeenLine {
+    bytes: [u8; LAST_LINE_BYTES],
+    len: u8,
+    weights: Weights,
+}
+
+impl SeenLine {
+    fn new(line: &[u8], weights: Weights) -> SeenLine {
+        let mut bytes = [0; LAST_LINE_BYTES];
+        bytes[..line.len()].copy_from_slice(line);
+        SeenLine {
+            bytes,
+            len: line.len() as u8,
+            weights,
+        }
+    }
+
+    fn matches(&self, line: &[u8]) -> bool {
+        self.bytes[..usize::from(self.len)] == *line
     }
 }
 
@@ -183,6 +239,31 @@ fn parse_q(s: &[u8]) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_line_has_the_weights_of_its_parse() {
+        let request = |lines: &[&str]| {
+            let mut h = HeaderMap::new();
+            for line in lines {
+                h.append(ACCEPT_ENCODING, HeaderValue::from_str(line).unwrap());
+            }
+            h
+        };
+        let cases: [&[&str]; 6] = [
+            &["br, gzip"],
+            &["br, gzip"],
+            &["gzip;q=0.5, br;q=0.1"],
+            &["br, gzip"],
+            &["br;q=0", "gzip"],
+            &[&"x".repeat(100)],
+        ];
+        for lines in cases {
+            let values: Vec<HeaderValue> =
+                lines.iter().map(|l| HeaderValue::from_str(l).unwrap()).collect();
+            assert_eq!(weights_of(&request(lines)), weights(&values), "{lines:?}");
+        }
+        assert_eq!(weights_of(&HeaderMap::new()), Weights::IDENTITY_ONLY);
+    }
     use proptest::prelude::*;
 
     fn w(header: &str) -> Weights {
