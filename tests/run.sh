@@ -4,7 +4,8 @@
 #   tests/run.sh              all stages
 #   tests/run.sh rust units   only the named stages
 #
-# Stages: rust (no import circle, fmt, clippy, unit + integration tests), nix (parse, format, lint, lock,
+# Stages: docs (every internal link in the Markdown resolves), rust (no import circle,
+# fmt, clippy, unit + integration tests, the config reference names every key), nix (parse, format, lint, lock,
 # module evaluation), units (systemd-analyze verify + security), smoke (k6 against servy
 # and nginx, then the MDN HTTP Observatory against the demo site), systemd (the shipped
 # units under a real systemd in a container).
@@ -25,13 +26,14 @@ stage_rust() {
     # The integration suite again with the other [http] zero_copy mode (sendfile vs writes).
     SERVY_TEST_ZERO_COPY=auto cargo nextest run -p servy --test it --locked --no-fail-fast)
 }
+stage_docs() { python3 tests/docs/check_links.py; }
 stage_nix() { bash tests/nix/check.sh; }
 stage_units() { bash tests/systemd/verify.sh; }
 stage_smoke() { bash tests/bench/smoke.sh && bash tests/observatory/scan.sh; }
 stage_systemd() { bash tests/systemd/run.sh; }
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(rust nix units smoke systemd)
+[ ${#stages[@]} -gt 0 ] || stages=(docs rust nix units smoke systemd)
 failed=()
 for s in "${stages[@]}"; do
   declare -F "stage_$s" >/dev/null || { echo "run.sh: unknown stage '$s'" >&2; exit 2; }
