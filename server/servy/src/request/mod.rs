@@ -39,8 +39,12 @@ pub use service::{Answer, MainService};
 /// be polled (and parked) without pinning it, its futures spawnable and `Unpin` so the
 /// connection layer can hold one without a box.
 pub trait RequestService:
-    Service<Request<Incoming>, Response = Response, Error = Infallible, Future: Send + Unpin + 'static>
-    + Clone
+    Service<
+        Request<Incoming>,
+        Response = Response,
+        Error = Infallible,
+        Future: Send + Unpin + 'static,
+    > + Clone
     + Send
     + Unpin
     + 'static

@@ -258,8 +258,10 @@ mod tests {
             &[&"x".repeat(100)],
         ];
         for lines in cases {
-            let values: Vec<HeaderValue> =
-                lines.iter().map(|l| HeaderValue::from_str(l).unwrap()).collect();
+            let values: Vec<HeaderValue> = lines
+                .iter()
+                .map(|l| HeaderValue::from_str(l).unwrap())
+                .collect();
             assert_eq!(weights_of(&request(lines)), weights(&values), "{lines:?}");
         }
         assert_eq!(weights_of(&HeaderMap::new()), Weights::IDENTITY_ONLY);
