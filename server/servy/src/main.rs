@@ -282,6 +282,9 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Ins
             .map_err(Failure::startup)?;
     }
 
+    if let Some(tls) = &tls {
+        tls::watch::spawn(tls.clone(), config.https.watch_interval);
+    }
     // The CA is contacted only now that the listeners answer its challenges, and READY
     // does not wait for it: the site is up over plain HTTP meanwhile.
     if let Some(acme) = acme {

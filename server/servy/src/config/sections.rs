@@ -73,6 +73,10 @@ pub struct HttpsConfig {
     pub handshake_timeout: Duration,
     /// Chain + key pairs; SNI picks one, the first is the default.
     pub certificates: Vec<CertificateFiles>,
+    /// How often the certificate files are checked for a change (a renewal, a swapped
+    /// Kubernetes Secret); a change reloads them as SIGHUP does.
+    #[serde(with = "duration")]
+    pub watch_interval: Duration,
 }
 
 /// One certificate: PEM chain (leaf first) and PEM private key. A relative path is a
@@ -282,6 +286,7 @@ impl Default for HttpsConfig {
             hsts: None,
             handshake_timeout: Duration::from_secs(10),
             certificates: Vec::new(),
+            watch_interval: Duration::from_secs(10),
         }
     }
 }

@@ -109,7 +109,10 @@ impl MetricsConfig {
 
 impl HttpsConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        non_zero(&[("https.handshake_timeout", self.handshake_timeout)])?;
+        non_zero(&[
+            ("https.handshake_timeout", self.handshake_timeout),
+            ("https.watch_interval", self.watch_interval),
+        ])?;
         if let Some(hsts) = &self.hsts {
             if hsts.is_empty() || !hsts.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
                 return refuse(format!(

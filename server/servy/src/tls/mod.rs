@@ -14,6 +14,7 @@
 pub mod acme;
 pub mod certs;
 mod resolver;
+pub mod watch;
 
 use std::io;
 use std::sync::Arc;
@@ -107,6 +108,11 @@ impl Tls {
 
     pub fn certificates(&self) -> Arc<Certificates> {
         self.certificates.clone()
+    }
+
+    /// The configured certificate files (resolved against `$CREDENTIALS_DIRECTORY`).
+    pub fn files(&self) -> &[CertificateFiles] {
+        &self.files
     }
 
     /// Re-reads every certificate file. All of them load, and are swapped in together,

@@ -505,3 +505,136 @@ fn acme_tls_alpn_without_a_challenge_gets_no_certificate() {
     // The same client offering h2 is served as usual.
     tls::connect(https(&servy), "a.test", pki.client(&[b"h2"])).expect("handshake");
 }
+
+/// A Kubernetes Secret volume, as kubelet writes it: the files live in a timestamped
+/// directory, `..data` links to it, and each name links through `..data`. An update
+/// writes a new directory and renames a new `..data` link over the old one.
+struct SecretVolume {
+    dir: std::path::PathBuf,
+    generation: u32,
+}
+
+impl SecretVolume {
+    fn new(dir: &TempDir, leaf: &Leaf) -> SecretVolume {
+        let dir = dir.path().join("secret");
+        std::fs::create_dir(&dir).expect("secret dir");
+        let mut volume = SecretVolume { dir, generation: 0 };
+        volume.update(leaf);
+        for name in ["tls.crt", "tls.key"] {
+            std::os::unix::fs::symlink(format!("..data/{name}"), volume.dir.join(name))
+                .expect("link");
+        }
+        volume
+    }
+
+    /// Writes `leaf` as the next generation and swaps `..data` to it atomically.
+    fn update(&mut self, leaf: &Leaf) {
+        self.generation += 1;
+        let generation = format!(
+            "..2026_12_04_00_00_0{}.{}",
+            self.generation,
+            1000 + self.generation
+        );
+        let target = self.dir.join(&generation);
+        std::fs::create_dir(&target).expect("generation dir");
+        std::fs::copy(&leaf.cert, target.join("tls.crt")).expect("cert");
+        std::fs::copy(&leaf.key, target.join("tls.key")).expect("key");
+        let staged = self.dir.join("..data_tmp");
+        std::os::unix::fs::symlink(&generation, &staged).expect("staged link");
+        std::fs::rename(&staged, self.dir.join("..data")).expect("swap ..data");
+    }
+
+    fn toml(&self) -> String {
+        format!(
+            "[https]\nwatch_interval = \"100ms\"\n[[https.certificates]]\ncert = {:?}\nkey = {:?}\n",
+            self.dir.join("tls.crt"),
+            self.dir.join("tls.key")
+        )
+    }
+}
+
+/// New handshakes until one presents `leaf`, for at most `within`; requests keep being
+/// answered all the while. Returns how long it took.
+fn until_served(servy: &Servy, pki: &Pki, leaf: &Leaf, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let mut conn =
+            tls::connect(https(servy), "a.test", pki.client(&[b"http/1.1"])).expect("handshake");
+        assert_eq!(
+            tls::get_keep_alive(&mut conn, "a.test", "/robots.txt").status,
+            200
+        );
+        if tls::peer_leaf(&conn) == leaf.der {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "the swapped certificate was not served within {within:?}; stderr:\n{}",
+            servy.stderr()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_swapped_secret_is_served_without_a_signal_and_a_broken_one_is_refused() {
+    let (dir, pki) = (TempDir::new(), Pki::new());
+    let first = pki.issue(&dir, "first", &["a.test"], 1, EXPIRY);
+    let mut volume = SecretVolume::new(&dir, &first);
+    let servy = Servy::builder().config(&volume.toml()).https().start();
+    until_served(&servy, &pki, &first, Duration::from_secs(1));
+    let mut open =
+        tls::connect(https(&servy), "a.test", pki.client(&[b"http/1.1"])).expect("handshake");
+
+    let expiry = |servy: &Servy| {
+        metric(
+            servy,
+            "servy_tls_certificate_expiry_timestamp_seconds{name=\"a.test\"}",
+        )
+    };
+    assert_eq!(expiry(&servy), Some(EXPIRY_UNIX));
+    // Renewed a year later (2032-01-02T00:00:00Z).
+    let second = pki.issue(&dir, "second", &["a.test"], 2, (2032, 1, 2));
+    volume.update(&second);
+    let took = until_served(&servy, &pki, &second, Duration::from_secs(5));
+    eprintln!("the swapped certificate was served after {took:?}");
+    assert_eq!(reloads(&servy, "ok"), 1.0);
+    assert_eq!(expiry(&servy), Some(1_956_614_400.0));
+    // The connection opened before the swap still answers, with what it negotiated.
+    assert_eq!(
+        tls::get_keep_alive(&mut open, "a.test", "/robots.txt").status,
+        200
+    );
+    assert!(tls::peer_leaf(&open) == first.der);
+
+    // A broken pair: the certificate of one, the key of another.
+    let third = pki.issue(&dir, "third", &["a.test"], 3, EXPIRY);
+    let broken = Leaf {
+        cert: third.cert.clone(),
+        key: first.key.clone(),
+        der: third.der.clone(),
+    };
+    volume.update(&broken);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while reloads(&servy, "key_mismatch") < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "no failed reload counted; stderr:\n{}",
+            servy.stderr()
+        );
+        thread::sleep(Duration::from_millis(25));
+    }
+    // Reported once, not on every check.
+    thread::sleep(Duration::from_millis(400));
+    assert_eq!(reloads(&servy, "key_mismatch"), 1.0);
+    assert_eq!(
+        servy
+            .stderr()
+            .matches("do not load; the old certificates keep serving")
+            .count(),
+        1,
+        "{}",
+        servy.stderr()
+    );
+    until_served(&servy, &pki, &second, Duration::from_secs(1));
+}
