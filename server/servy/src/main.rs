@@ -323,6 +323,7 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Ins
     }
 
     systemd::stopping();
+    readiness.clear();
     let stopping = Instant::now();
     tracing::info!(grace = ?config.limits.shutdown_grace, "shutting down: draining connections");
     tokio::select! {

@@ -192,14 +192,20 @@ impl Default for Metrics {
     }
 }
 
-/// Whether servy is ready: listeners up and the first redirects load attempted.
-/// `/readyz` reads it; `main` sets it just before sending `READY=1`.
+/// Whether servy is ready: listeners up and the first redirects load attempted, and no
+/// SIGTERM yet. `/readyz` reads it; `main` sets it just before sending `READY=1` and
+/// clears it when the drain begins.
 #[derive(Clone, Default)]
 pub struct Readiness(Arc<AtomicBool>);
 
 impl Readiness {
     pub fn set(&self) {
         self.0.store(true, Ordering::Release);
+    }
+
+    /// Stopping: a probe on a kept-alive connection hears so while the drain runs.
+    pub fn clear(&self) {
+        self.0.store(false, Ordering::Release);
     }
 
     pub fn is_ready(&self) -> bool {

@@ -183,3 +183,48 @@ fn the_last_log_lines_are_written_before_exit() {
         "the last line is not the drain's:\n{stderr}"
     );
 }
+
+/// An orchestrator's readiness probe stops passing the moment the drain begins, while
+/// in-flight downloads still finish: a probe that was connected before SIGTERM hears
+/// 503, and a new one is refused.
+#[test]
+fn readiness_ends_at_sigterm_while_the_drain_runs() {
+    let mut servy = Servy::start("[limits]\nshutdown_grace = \"20s\"\n");
+    let mut probe = TcpStream::connect(servy.metrics).expect("probe connects");
+    probe
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let ask = b"GET /readyz HTTP/1.1\r\nhost: x\r\n\r\n";
+    std::io::Write::write_all(&mut probe, ask).expect("probe asks");
+    let mut answer = [0u8; 256];
+    let n = probe.read(&mut answer).expect("probe answer");
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+
+    let mut slow = connect_slow_reader(servy.http, &pipelined(64));
+    let mut first = [0u8; 512];
+    slow.read(&mut first).expect("the first response starts");
+    servy.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(servy.try_wait().is_none(), "the drain should still run");
+
+    // The kept-alive probe: 503, or closed by the drain; never 200.
+    let again = std::io::Write::write_all(&mut probe, ask).map(|_| read_to_close(&mut probe));
+    if let Ok(bytes) = again {
+        assert!(
+            !bytes.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+    assert!(
+        TcpStream::connect(servy.metrics).is_err(),
+        "a new probe is refused"
+    );
+    drop(slow);
+    let status = servy.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+}
