@@ -7,7 +7,7 @@ need_apt=()
 # HTTPS: openssl makes test certificates, testssl.sh rates servy's TLS (smoke), pebble and
 # lego renew a certificate (tests/tls/renewal.sh), h2load loads HTTP/2 over TLS (bench).
 for pkg in nix-bin nginx-light wrk debootstrap systemd-container curl jq procps iproute2 linux-perf ca-certificates \
-  openssl testssl.sh pebble lego nghttp2-client shellcheck; do
+  openssl testssl.sh pebble lego nghttp2-client shellcheck bubblewrap; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -26,6 +26,8 @@ command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 command -v deadnix >/dev/null || cargo install --locked deadnix
 # The NixOS test driver lints its Python scripts with pyflakes; the nix stage does too.
 python3 -m pyflakes --version >/dev/null 2>&1 || pip install -q pyflakes
+# The deploy stage validates the Kubernetes manifests offline against pinned schemas.
+python3 -c "import kubernetes_validate" 2>/dev/null || { echo "install-deps: pip: kubernetes-validate"; pip install -q "kubernetes-validate==1.37.0"; }
 # REDbot: the smoke stage checks servy's headers with it (tests/bench/redbot.py).
 command -v redbot >/dev/null || { echo "install-deps: pip: redbot"; pip install -q "redbot==2.7.1"; }
 

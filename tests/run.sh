@@ -6,7 +6,8 @@
 #
 # Stages: docs (every internal link in the Markdown resolves), rust (no import circle,
 # fmt, clippy, unit + integration tests, the config reference names every key), nix (parse, format, lint, lock,
-# module evaluation), units (systemd-analyze verify + security), smoke (k6 against servy
+# module evaluation), units (systemd-analyze verify + security), deploy (the Kubernetes
+# manifests: schemas, agreement with servy, a pod-like run), smoke (k6 against servy
 # and nginx, then the MDN HTTP Observatory against the demo site), systemd (the shipped
 # units under a real systemd in a container).
 # Run tests/install-deps.sh first on a fresh machine.
@@ -29,11 +30,15 @@ stage_rust() {
 stage_docs() { python3 tests/docs/check_links.py; }
 stage_nix() { bash tests/nix/check.sh; }
 stage_units() { bash tests/systemd/verify.sh; }
+stage_deploy() {
+  (cd server && cargo build --locked -p servy) &&
+    python3 tests/deploy/kubernetes.py "${CARGO_TARGET_DIR:-server/target}/debug/servy"
+}
 stage_smoke() { bash tests/bench/smoke.sh && bash tests/observatory/scan.sh; }
 stage_systemd() { bash tests/systemd/run.sh; }
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(docs rust nix units smoke systemd)
+[ ${#stages[@]} -gt 0 ] || stages=(docs rust nix units deploy smoke systemd)
 failed=()
 for s in "${stages[@]}"; do
   declare -F "stage_$s" >/dev/null || { echo "run.sh: unknown stage '$s'" >&2; exit 2; }
