@@ -9,7 +9,6 @@
 //!
 //! HTTP/2 carries the authority in `:authority`, so an h2 request may have no `Host`.
 
-use axum::http::uri::Authority;
 use axum::http::{HeaderMap, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 
@@ -25,10 +24,10 @@ pub enum HostRejection {
 }
 
 /// Accepts exactly one well-formed `Host` (none is fine before HTTP/1.1, and in HTTP/2)
-/// and gives it back parsed, or `None` when there is none (or an empty one before
+/// and gives its text back, or `None` when there is none (or an empty one before
 /// HTTP/1.1). Every reader of `Host` goes through here: the dispatch and the redirect to
-/// HTTPS.
-pub fn check(version: Version, headers: &HeaderMap) -> Result<Option<Authority>, HostRejection> {
+/// HTTPS. It reads the bytes in place: nothing is copied or allocated.
+pub fn check(version: Version, headers: &HeaderMap) -> Result<Option<&str>, HostRejection> {
     let mut hosts = headers.get_all(header::HOST).iter();
     let Some(host) = hosts.next() else {
         return if version == Version::HTTP_11 {
@@ -49,24 +48,61 @@ pub fn check(version: Version, headers: &HeaderMap) -> Result<Option<Authority>,
             Ok(None)
         };
     }
-    let authority = Authority::try_from(host.as_bytes()).map_err(|_| HostRejection::Invalid)?;
-    // `Authority` accepts userinfo (`user@host`), which a Host header never carries, and
-    // leaves the port unchecked; RFC 3986's port is `*DIGIT`.
-    let text = authority.as_str();
-    let after_ip_literal = text.rfind(']').map_or(text, |i| &text[i + 1..]);
-    let port_ok = after_ip_literal
-        .split_once(':')
-        .is_none_or(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()));
-    if text.contains('@') || !port_ok {
-        return Err(HostRejection::Invalid);
+    match is_authority(host.as_bytes()) {
+        // Only ASCII passes, so this is the same text.
+        true => host.to_str().map(Some).map_err(|_| HostRejection::Invalid),
+        false => Err(HostRejection::Invalid),
     }
-    Ok(Some(authority))
 }
 
-/// The DNS name of an authority: the port and a trailing dot dropped, lower-case; `None`
-/// for an IP literal or anything else a certificate cannot cover.
-pub fn dns_name(authority: &Authority) -> Option<String> {
-    let name = authority.host();
+/// `host [ ":" port ]` as RFC 3986 §3.2 has it, without userinfo (a Host never carries
+/// one): an IP literal in brackets, or a non-empty reg-name (unreserved characters,
+/// percent-encodings and sub-delims, which covers IPv4), then an optional port of digits.
+fn is_authority(text: &[u8]) -> bool {
+    let (host_ok, port) = match text {
+        [b'[', rest @ ..] => {
+            let Some(end) = rest.iter().position(|&b| b == b']') else {
+                return false;
+            };
+            let (literal, after) = (&rest[..end], &rest[end + 1..]);
+            let literal_ok = !literal.is_empty()
+                && literal
+                    .iter()
+                    .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+            match after {
+                [] => (literal_ok, None),
+                [b':', port @ ..] => (literal_ok, Some(port)),
+                _ => return false,
+            }
+        }
+        _ => match text.iter().rposition(|&b| b == b':') {
+            Some(colon) => (is_reg_name(&text[..colon]), Some(&text[colon + 1..])),
+            None => (is_reg_name(text), None),
+        },
+    };
+    host_ok && port.is_none_or(|port| port.iter().all(u8::is_ascii_digit))
+}
+
+fn is_reg_name(name: &[u8]) -> bool {
+    let mut rest = name;
+    while let [b, tail @ ..] = rest {
+        rest = match (b, tail) {
+            (b'%', [h, l, tail @ ..]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => tail,
+            (b'%', _) => return false,
+            (b, _) if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(b) => tail,
+            _ => return false,
+        };
+    }
+    !name.is_empty()
+}
+
+/// The DNS name of an authority (`host[:port]`): the port and a trailing dot dropped,
+/// lower-case; `None` for an IP literal or anything else a certificate cannot cover.
+pub fn dns_name(authority: &str) -> Option<String> {
+    let name = match authority.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => authority,
+    };
     let name = name.strip_suffix('.').unwrap_or(name);
     let plain = !name.is_empty()
         && name
@@ -120,6 +156,10 @@ mod tests {
             "127.0.0.1:80",
             "[::1]:8080",
             "localhost",
+            "[::1]",
+            "example.com:",
+            "caf%C3%A9.example",
+            "xn--bcher-kva.example",
         ] {
             assert_eq!(judge(Version::HTTP_11, &headers(&[host])), Ok(()), "{host}");
         }
@@ -162,6 +202,13 @@ mod tests {
             "example.com:port",
             "[::1",
             "a?b",
+            "a:b:80",
+            ":80",
+            "[]",
+            "[::1]x",
+            "[::1]:8o",
+            "ex%zzample.com",
+            "ex%2",
         ] {
             assert_eq!(
                 judge(Version::HTTP_11, &headers(&[host])),
@@ -173,7 +220,7 @@ mod tests {
 
     #[test]
     fn dns_names_drop_the_port_and_the_trailing_dot() {
-        let name = |host: &str| dns_name(&Authority::try_from(host).unwrap());
+        let name = dns_name;
         assert_eq!(name("Example.ORG"), Some("example.org".into()));
         assert_eq!(name("example.org:8080"), Some("example.org".into()));
         assert_eq!(name("example.org."), Some("example.org".into()));

@@ -51,12 +51,8 @@ fn redirect(certificates: &Certificates, req: &Parts) -> Response {
         Err(rejection) => return rejection.into_response(),
     };
     // HTTP/1.1 carries the host in `Host`; h2c in `:authority` (the URI's).
-    let Some(name) = req
-        .uri
-        .authority()
-        .or(host.as_ref())
-        .and_then(host::dns_name)
-    else {
+    let authority = req.uri.authority().map(|a| a.as_str()).or(host);
+    let Some(name) = authority.and_then(host::dns_name) else {
         return (StatusCode::BAD_REQUEST, "a Host header is required\n").into_response();
     };
     if !certificates.covers(&name) {
