@@ -72,6 +72,17 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
+    /// A request log whose writer is gone: every record is counted in `dropped`.
+    #[cfg(test)]
+    pub fn detached(dropped: IntCounter) -> RequestLog {
+        let (queue, _) = std::sync::mpsc::sync_channel(1);
+        RequestLog {
+            queue,
+            pending: Arc::new(AtomicUsize::new(0)),
+            dropped,
+        }
+    }
+
     pub fn record(&self, record: RequestRecord) {
         enqueue(
             &self.queue,

@@ -5,6 +5,8 @@
 //! The main listener has no routes, only the steps below, so it is a single function.
 //! Real routes live on the metrics listener.
 
+#[cfg(test)]
+mod allocations;
 mod host;
 pub mod https_redirect;
 mod observe;

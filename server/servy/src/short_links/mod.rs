@@ -137,6 +137,18 @@ impl Redirects {
 }
 
 #[cfg(test)]
+impl Redirects {
+    /// Serves the aliases of `text`, as a refresh would, for tests outside this module.
+    pub fn load_for_tests(&self, text: &str) {
+        let counters = Counters::detached();
+        self.shared.swap(RedirectMap::build(
+            parse::parse(text).entries,
+            &counters.served,
+        ));
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::QueryPolicy;

@@ -206,7 +206,8 @@ fn readiness_ends_at_sigterm_while_the_drain_runs() {
 
     let mut slow = connect_slow_reader(servy.http, &pipelined(64));
     let mut first = [0u8; 512];
-    slow.read(&mut first).expect("the first response starts");
+    let n = slow.read(&mut first).expect("the first response starts");
+    assert!(n > 0, "the first response starts");
     servy.signal(libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
     assert!(servy.try_wait().is_none(), "the drain should still run");
