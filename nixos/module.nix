@@ -191,7 +191,7 @@ in {
       description = ''
         servy's configuration (`servy.toml`). Keys not declared here are passed through
         as written; servy rejects unknown keys, so a typo fails at start with exit code 78
-        (no restart loop). See the README for every key and its default.
+        (no restart loop). docs/configuration.md lists every key and its default.
       '';
       example = lib.literalExpression ''
         {

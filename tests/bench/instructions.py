@@ -5,7 +5,7 @@ not move with the machine's noise, for work on servy's own (user-space) cost.
 CPU time per request on a shared machine moves by several microseconds from run to run,
 more than most changes to servy's code are worth; callgrind counts the instructions
 servy executes, which repeat exactly for the same binary and requests. It counts user
-space only: the kernel's share (most of servy's CPU, see README "Zero-copy: the targets
+space only: the kernel's share (most of servy's CPU, see docs/benchmarks.md "Zero-copy: the targets
 and the kernel's floor") is not in it.
 
 For each variant (the runner's `servy` and `servy-nolog` by default) it starts servy

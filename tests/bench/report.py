@@ -348,7 +348,7 @@ def write(out: Path, meta: dict, runs: list[dict], profile: dict | None, tables:
     per_round = round_ratios(runs)
     if per_round:
         # nginx's CPU per request varied by a third between identical runs on a shared
-        # machine (README, "Zero-copy: measured"): a median hides that, the rounds show it.
+        # machine (docs/benchmarks.md, "Zero-copy: measured"): a median hides that, the rounds show it.
         md += "\nservy / nginx CPU per request, per round (rounds that disagree mean a noisy machine):\n\n"
         md += "| load | " + " | ".join(f"round {r}" for r in sorted({r for v in per_round.values() for r in v})) + " |\n"
         md += "|---|" + "---:|" * len({r for v in per_round.values() for r in v}) + "\n"
