@@ -6,7 +6,7 @@
 //! State is built before binding, so everything a config can get wrong is refused (exit
 //! 78) before a socket exists. The listeners serve before READY so that `/readyz` can say "not yet" and the site is
 //! up while a slow redirects source is still loading; READY waits for that first load.
-#![deny(unsafe_code)] // allowed in `conn::listeners` (the systemd boundary) and `conn::zero_copy::sys` (sendfile)
+#![deny(unsafe_code)] // allowed in `conn::listeners` (the systemd boundary), `conn::zero_copy::sys` (sendfile) and the tests' counting allocator
 
 mod cli;
 mod config;
