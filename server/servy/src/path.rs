@@ -75,10 +75,7 @@ pub fn normalise(path: &str) -> Result<Cow<'_, str>, PathRejection> {
     }
     let rest = path.strip_prefix('/').ok_or(PathRejection::Malformed)?;
     let bytes = rest.as_bytes();
-    let needs_rewrite = bytes.contains(&b'%') || rest.contains("//") || rest.starts_with('/');
-    if !needs_rewrite {
-        check_raw(bytes)?;
-        check_segments(rest)?;
+    if as_is(bytes)? {
         return Ok(Cow::Borrowed(rest));
     }
 
@@ -112,8 +109,32 @@ pub fn normalise(path: &str) -> Result<Cow<'_, str>, PathRejection> {
     Ok(Cow::Owned(key))
 }
 
-fn check_raw(bytes: &[u8]) -> Result<(), PathRejection> {
-    bytes.iter().try_for_each(|&b| check_byte(b))
+/// One pass over the path after its leading slash: `Ok(true)` when it is a key as it
+/// stands (nothing to decode, no slash to collapse, every byte and segment allowed),
+/// `Ok(false)` when it must be rewritten (`%`, a leading or doubled slash), which then
+/// checks everything again on the decoded bytes.
+fn as_is(bytes: &[u8]) -> Result<bool, PathRejection> {
+    let mut segment = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'%' => return Ok(false),
+            b'/' if i == segment => return Ok(false),
+            b'/' => {
+                check_segment(&bytes[segment..i])?;
+                segment = i + 1;
+            }
+            _ => check_byte(b)?,
+        }
+    }
+    check_segment(&bytes[segment..])?;
+    Ok(true)
+}
+
+fn check_segment(segment: &[u8]) -> Result<(), PathRejection> {
+    match segment {
+        b"." | b".." => Err(PathRejection::Traversal),
+        _ => Ok(()),
+    }
 }
 
 fn check_byte(b: u8) -> Result<(), PathRejection> {
