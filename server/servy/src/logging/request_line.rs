@@ -200,39 +200,31 @@ fn emit(
     output.event(&Event::new(metadata, &fields));
 }
 
-// One callsite per shape of the line, with the fields in the order the macro gives them.
+/// The static metadata of a request line with these fields after the common ones, in
+/// the order `tracing::info!` gives them (the message first). One callsite per shape.
+macro_rules! request_line {
+    ($($extra:ident),*) => {{
+        let callsite: &'static DefaultCallsite = tracing::callsite! {
+            name: "request",
+            kind: tracing::metadata::Kind::EVENT,
+            target: TARGET,
+            level: Level::INFO,
+            fields: message, method, path, status, bytes, duration_us $(, $extra)*
+        };
+        callsite.metadata()
+    }};
+}
 
 fn with_file() -> &'static Metadata<'static> {
-    let callsite: &'static DefaultCallsite = tracing::callsite! {
-        name: "request",
-        kind: tracing::metadata::Kind::EVENT,
-        target: TARGET,
-        level: Level::INFO,
-        fields: message, method, path, status, bytes, duration_us, file
-    };
-    callsite.metadata()
+    request_line!(file)
 }
 
 fn with_target() -> &'static Metadata<'static> {
-    let callsite: &'static DefaultCallsite = tracing::callsite! {
-        name: "request",
-        kind: tracing::metadata::Kind::EVENT,
-        target: TARGET,
-        level: Level::INFO,
-        fields: message, method, path, status, bytes, duration_us, target
-    };
-    callsite.metadata()
+    request_line!(target)
 }
 
 fn plain() -> &'static Metadata<'static> {
-    let callsite: &'static DefaultCallsite = tracing::callsite! {
-        name: "request",
-        kind: tracing::metadata::Kind::EVENT,
-        target: TARGET,
-        level: Level::INFO,
-        fields: message, method, path, status, bytes, duration_us
-    };
-    callsite.metadata()
+    request_line!()
 }
 
 #[cfg(test)]

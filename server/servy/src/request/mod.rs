@@ -87,17 +87,17 @@ pub fn https_service(
     service(app, metrics, limits, log).with_hsts(hsts)
 }
 
-/// What the request path needs, built once in `main`.
+/// What the dispatch asks, in its order, built once in `main`: the site and its
+/// `_redirects` (compiled at start-up), the short links, the open ACME HTTP-01
+/// challenges (when `[acme]` is on); and the every-path headers, for responses no file
+/// built.
 #[derive(Clone)]
 pub struct AppState {
     pub site: &'static Site,
-    /// The site's `_redirects`, compiled at start-up.
     pub rules: &'static SiteRules,
-    /// The every-path headers for responses no file built.
-    pub headers: &'static ResponseHeaders,
     pub redirects: Redirects,
-    /// Open ACME HTTP-01 challenges, when `[acme]` is on.
     pub acme: Option<Challenges>,
+    pub headers: &'static ResponseHeaders,
 }
 
 impl AppState {

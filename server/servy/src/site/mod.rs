@@ -428,7 +428,9 @@ impl Asset {
             .collect();
         let reps = std::iter::once(&mut self.identity).chain(&mut self.variants);
         for (rep, (mut ok, mut not_modified)) in reps.zip(maps) {
-            ok.values_mut().chain(not_modified.values_mut()).for_each(make_static);
+            ok.values_mut()
+                .chain(not_modified.values_mut())
+                .for_each(make_static);
             rep.ok = ok;
             rep.not_modified = not_modified;
         }
