@@ -64,15 +64,35 @@ fn reloads(servy: &Servy, result: &str) -> f64 {
 fn reload(servy: &Servy, result: &str) {
     let before = reloads(servy, result);
     servy.signal(libc::SIGHUP);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while reloads(servy, result) <= before {
+    await_reloads(servy, result, before + 1.0);
+}
+
+/// Waits (10 s at most) until `reloads(result)` reaches `count`.
+fn await_reloads(servy: &Servy, result: &str, count: f64) {
+    let what = format!("a reload counted as {result:?}");
+    poll_until(servy, Duration::from_secs(10), &what, || {
+        reloads(servy, result) >= count
+    });
+}
+
+/// Asks `done` every 20 ms until it says yes, failing with servy's stderr after `within`;
+/// returns how long it took.
+fn poll_until(
+    servy: &Servy,
+    within: Duration,
+    what: &str,
+    mut done: impl FnMut() -> bool,
+) -> Duration {
+    let started = Instant::now();
+    while !done() {
         assert!(
-            Instant::now() < deadline,
-            "no reload counted as {result:?}; stderr:\n{}",
+            started.elapsed() < within,
+            "not within {within:?}: {what}; stderr:\n{}",
             servy.stderr()
         );
-        thread::sleep(Duration::from_millis(25));
+        thread::sleep(Duration::from_millis(20));
     }
+    started.elapsed()
 }
 
 #[test]
@@ -556,24 +576,13 @@ impl SecretVolume {
 /// New handshakes until one presents `leaf`, for at most `within`; requests keep being
 /// answered all the while. Returns how long it took.
 fn until_served(servy: &Servy, pki: &Pki, leaf: &Leaf, within: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
+    poll_until(servy, within, "the swapped certificate served", || {
         let mut conn =
             tls::connect(https(servy), "a.test", pki.client(&[b"http/1.1"])).expect("handshake");
-        assert_eq!(
-            tls::get_keep_alive(&mut conn, "a.test", "/robots.txt").status,
-            200
-        );
-        if tls::peer_leaf(&conn) == leaf.der {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < within,
-            "the swapped certificate was not served within {within:?}; stderr:\n{}",
-            servy.stderr()
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+        let answer = tls::get_keep_alive(&mut conn, "a.test", "/robots.txt");
+        assert_eq!(answer.status, 200);
+        tls::peer_leaf(&conn) == leaf.der
+    })
 }
 
 #[test]
@@ -615,15 +624,7 @@ fn a_swapped_secret_is_served_without_a_signal_and_a_broken_one_is_refused() {
         der: third.der.clone(),
     };
     volume.update(&broken);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while reloads(&servy, "key_mismatch") < 1.0 {
-        assert!(
-            Instant::now() < deadline,
-            "no failed reload counted; stderr:\n{}",
-            servy.stderr()
-        );
-        thread::sleep(Duration::from_millis(25));
-    }
+    await_reloads(&servy, "key_mismatch", 1.0);
     // Reported once, not on every check.
     thread::sleep(Duration::from_millis(400));
     assert_eq!(reloads(&servy, "key_mismatch"), 1.0);
