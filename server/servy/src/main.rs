@@ -1,11 +1,14 @@
 //! servy: the startup story on one screen.
 //!
-//! cli → config → logging → state (certificates included) → listeners → serve every
-//! listener → redirects' first load → READY → signals until SIGTERM → drain → exit code.
+//! cli → config → logging → state (certificates included) → listeners → the checks that
+//! need them → serve every listener → redirects' first load → READY → signals until
+//! SIGTERM → drain → exit code.
 //!
 //! State is built before binding, so everything a config can get wrong is refused (exit
-//! 78) before a socket exists. The listeners serve before READY so that `/readyz` can say "not yet" and the site is
-//! up while a slow redirects source is still loading; READY waits for that first load.
+//! 78) before a socket exists; what only the open listeners can tell is refused before
+//! anything is served. The listeners serve before READY so that `/readyz` can say "not
+//! yet" and the site is up while a slow redirects source is still loading; READY waits
+//! for that first load.
 #![deny(unsafe_code)] // allowed in `conn::listeners` (the systemd boundary), `conn::zero_copy::sys` (sendfile) and the tests' counting allocator
 
 mod cli;
