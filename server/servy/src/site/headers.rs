@@ -13,7 +13,7 @@
 //! across its patterns, and replacing a `_headers` value of the same name).
 
 use axum::http::header::X_CONTENT_TYPE_OPTIONS;
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 
 use crate::config::HeadersConfig;
@@ -95,14 +95,18 @@ impl ResponseHeaders {
     /// Finishes a response that no file built: adds the headers every path gets. An
     /// asset's response already has them (and its own), so it passes untouched.
     pub fn complete(&self, mut response: Response) -> Response {
-        let h = response.headers_mut();
+        self.complete_map(response.headers_mut());
+        response
+    }
+
+    /// [`ResponseHeaders::complete`] on a header map alone.
+    pub fn complete_map(&self, h: &mut HeaderMap) {
         if !h.contains_key(X_CONTENT_TYPE_OPTIONS) {
             h.reserve(self.every.len());
             for (name, value) in self.every.iter() {
                 h.insert(name.clone(), value.clone());
             }
         }
-        response
     }
 }
 

@@ -226,13 +226,18 @@ impl Site {
                 }
             }
         }
+        // The every-path headers now, so a 404 passes `complete` untouched.
+        let finish = |h: &mut HeaderMap| {
+            headers.complete_map(h);
+            h.values_mut().for_each(make_static);
+        };
         let not_found = match lookup.get("404.html") {
-            Some(&i) => NotFoundPage {
-                bytes: assets[i].identity.bytes,
-                content_type: assets[i].content_type.clone(),
-                content_length: assets[i].identity.content_length.clone(),
-            },
-            None => NotFoundPage::plain(),
+            Some(&i) => NotFoundPage::new(
+                assets[i].identity.bytes,
+                assets[i].content_type.clone(),
+                finish,
+            ),
+            None => NotFoundPage::plain(finish),
         };
         Site {
             assets,

@@ -5,7 +5,7 @@
 
 use axum::body::Body;
 use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 
@@ -14,18 +14,29 @@ const PLAIN: &[u8] = b"404 Not Found\n";
 /// The body and headers a 404 carries, built once at start-up (`Site::new`).
 pub struct NotFoundPage {
     pub bytes: &'static [u8],
-    pub content_type: HeaderValue,
-    pub content_length: HeaderValue,
+    /// Its type, length and `Cache-Control`, then whatever `finish` added to them (the
+    /// headers every path gets): a 404 clones a finished map.
+    headers: HeaderMap,
 }
 
 impl NotFoundPage {
+    pub fn new(
+        bytes: &'static [u8],
+        content_type: HeaderValue,
+        finish: impl FnOnce(&mut HeaderMap),
+    ) -> NotFoundPage {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, content_type);
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        finish(&mut headers);
+        NotFoundPage { bytes, headers }
+    }
+
     /// For a site without `404.html`.
-    pub fn plain() -> NotFoundPage {
-        NotFoundPage {
-            bytes: PLAIN,
-            content_type: HeaderValue::from_static("text/plain; charset=utf-8"),
-            content_length: HeaderValue::from(PLAIN.len()),
-        }
+    pub fn plain(finish: impl FnOnce(&mut HeaderMap)) -> NotFoundPage {
+        let content_type = HeaderValue::from_static("text/plain; charset=utf-8");
+        NotFoundPage::new(PLAIN, content_type, finish)
     }
 }
 
@@ -39,11 +50,7 @@ pub fn respond(page: &NotFoundPage, method: &Method) -> Response {
     };
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::NOT_FOUND;
-    let h = response.headers_mut();
-    h.reserve(3);
-    h.insert(CONTENT_TYPE, page.content_type.clone());
-    h.insert(CONTENT_LENGTH, page.content_length.clone());
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    *response.headers_mut() = page.headers.clone();
     response
 }
 
@@ -55,7 +62,8 @@ mod tests {
     // answer of a site without one is pinned here.
     #[test]
     fn without_a_404_page_the_answer_is_a_plain_404() {
-        let get = respond(&NotFoundPage::plain(), &Method::GET);
+        let page = NotFoundPage::plain(|_| {});
+        let get = respond(&page, &Method::GET);
         assert_eq!(get.status(), StatusCode::NOT_FOUND);
         let h = get.headers();
         assert_eq!(h[CONTENT_TYPE], "text/plain; charset=utf-8");
@@ -66,7 +74,7 @@ mod tests {
             Some(PLAIN.len() as u64)
         );
 
-        let head = respond(&NotFoundPage::plain(), &Method::HEAD);
+        let head = respond(&page, &Method::HEAD);
         assert_eq!(head.status(), StatusCode::NOT_FOUND);
         assert_eq!(head.headers(), get.headers(), "HEAD: the same headers");
         assert_eq!(
@@ -77,15 +85,21 @@ mod tests {
 
     #[test]
     fn the_sites_page_is_sent_with_its_own_type_and_length() {
-        let page = NotFoundPage {
-            bytes: b"<h1>gone</h1>",
-            content_type: HeaderValue::from_static("text/html; charset=utf-8"),
-            content_length: HeaderValue::from_static("13"),
-        };
+        let page = NotFoundPage::new(
+            b"<h1>gone</h1>",
+            HeaderValue::from_static("text/html; charset=utf-8"),
+            |h| {
+                h.insert(
+                    "x-content-type-options",
+                    HeaderValue::from_static("nosniff"),
+                );
+            },
+        );
         let r = respond(&page, &Method::GET);
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         assert_eq!(r.headers()[CONTENT_TYPE], "text/html; charset=utf-8");
         assert_eq!(r.headers()[CONTENT_LENGTH], "13");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
         assert_eq!(axum::body::HttpBody::size_hint(r.body()).exact(), Some(13));
     }
 }
