@@ -19,6 +19,7 @@ pub mod rules;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use axum::body::Body;
 use axum::http::header::{
@@ -106,11 +107,12 @@ struct Representation {
     content_length: HeaderValue,
     /// `None` for identity.
     encoding: Option<HeaderValue>,
-    /// Every header of its 200 and of its 304, built once the asset is complete
-    /// ([`Asset::prebuild`]): a response clones a finished map instead of inserting a
-    /// dozen headers one by one.
-    ok: HeaderMap,
-    not_modified: HeaderMap,
+    /// Every header of its 200 and of its 304, built the first time one is sent
+    /// ([`Asset::ok_headers`]): a response clones a finished map instead of inserting a
+    /// dozen headers one by one. Built on first use rather than at start-up, so a large
+    /// site holds maps only for what is asked for (about 1.4 KiB each).
+    ok: OnceLock<HeaderMap>,
+    not_modified: OnceLock<HeaderMap>,
 }
 
 /// One file of the site, ready to serve.
@@ -206,9 +208,6 @@ impl Site {
             });
         }
 
-        for asset in &mut assets {
-            asset.prebuild();
-        }
         let mut lookup = HashMap::with_capacity(assets.len() * 2);
         for (i, asset) in assets.iter().enumerate() {
             lookup.insert(asset.key, i);
@@ -309,7 +308,8 @@ impl Site {
         };
         let last_modified = asset.last_modified.as_ref().map(|(secs, _)| *secs);
         if conditional::not_modified(headers, rep.etag, last_modified) {
-            let response = prebuilt(StatusCode::NOT_MODIFIED, Body::empty(), &rep.not_modified);
+            let headers = asset.not_modified_headers(rep);
+            let response = prebuilt(StatusCode::NOT_MODIFIED, Body::empty(), headers);
             return Some((response, Served::Asset(asset.key)));
         }
         let len = rep.bytes.len() as u64;
@@ -320,11 +320,11 @@ impl Site {
         };
         let response = match outcome {
             Outcome::Full if method == Method::HEAD => {
-                prebuilt(StatusCode::OK, Body::empty(), &rep.ok)
+                prebuilt(StatusCode::OK, Body::empty(), asset.ok_headers(rep))
             }
             Outcome::Full => {
                 let body = Body::from(Bytes::from_static(rep.bytes));
-                prebuilt(StatusCode::OK, body, &rep.ok)
+                prebuilt(StatusCode::OK, body, asset.ok_headers(rep))
             }
             Outcome::Partial(range) => {
                 let mut response = asset.partial(rep, *range.start(), *range.end());
@@ -389,8 +389,8 @@ impl Representation {
                 HeaderValue::from(bytes.len())
             },
             encoding,
-            ok: HeaderMap::new(),
-            not_modified: HeaderMap::new(),
+            ok: OnceLock::new(),
+            not_modified: OnceLock::new(),
         }
     }
 }
@@ -414,31 +414,29 @@ fn prebuilt(status: StatusCode, body: Body, headers: &HeaderMap) -> Response {
 }
 
 impl Asset {
-    /// Builds every representation's 200 and 304 headers, in the order the request path
-    /// used to insert them: the validators, the entity headers, `Content-Length`, then the
-    /// defaults and rules, which win.
-    fn prebuild(&mut self) {
-        let maps: Vec<(HeaderMap, HeaderMap)> = std::iter::once(&self.identity)
-            .chain(&self.variants)
-            .map(|rep| {
-                let mut ok = HeaderMap::new();
-                self.entity_headers(&mut ok, rep);
-                ok.insert(CONTENT_LENGTH, rep.content_length.clone());
-                self.finish(&mut ok);
-                let mut not_modified = HeaderMap::new();
-                self.validators(&mut not_modified, rep);
-                self.finish(&mut not_modified);
-                (ok, not_modified)
-            })
-            .collect();
-        let reps = std::iter::once(&mut self.identity).chain(&mut self.variants);
-        for (rep, (mut ok, mut not_modified)) in reps.zip(maps) {
-            ok.values_mut()
-                .chain(not_modified.values_mut())
-                .for_each(make_static);
-            rep.ok = ok;
-            rep.not_modified = not_modified;
-        }
+    /// `rep`'s 200 headers, in the order the request path used to insert them: the
+    /// validators, the entity headers, `Content-Length`, then the defaults and rules,
+    /// which win.
+    fn ok_headers<'a>(&self, rep: &'a Representation) -> &'a HeaderMap {
+        rep.ok.get_or_init(|| {
+            let mut h = HeaderMap::new();
+            self.entity_headers(&mut h, rep);
+            h.insert(CONTENT_LENGTH, rep.content_length.clone());
+            self.finish(&mut h);
+            h.values_mut().for_each(make_static);
+            h
+        })
+    }
+
+    /// `rep`'s 304 headers: the validators, then the defaults and rules.
+    fn not_modified_headers<'a>(&self, rep: &'a Representation) -> &'a HeaderMap {
+        rep.not_modified.get_or_init(|| {
+            let mut h = HeaderMap::new();
+            self.validators(&mut h, rep);
+            self.finish(&mut h);
+            h.values_mut().for_each(make_static);
+            h
+        })
     }
 
     fn response(&self, status: StatusCode, body: Body, headers: usize) -> Response {
