@@ -260,4 +260,68 @@ format = "auto"
         let c = load("[[https.certificates]]\ncert = \"a\"\nkey = \"b\"\n", &[]).unwrap();
         assert_eq!(c.https.certificates[0].cert, PathBuf::from("a"));
     }
+
+    /// The keys the parser accepts under `prefix` (a table header, "" for the top), as
+    /// serde names them when it refuses an unknown one.
+    fn accepted_keys(prefix: &str) -> Option<Vec<String>> {
+        let text = format!("{prefix}\n__probe = 1\n");
+        let error = toml::from_str::<Config>(&text).err()?.to_string();
+        let (_, expected) = error.split_once("unknown field `__probe`, expected")?;
+        Some(
+            expected
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect(),
+        )
+    }
+
+    /// Every key the parser accepts, as `section.key` (and `section.table.key` for a
+    /// nested table or array of tables), found by probing the parser itself.
+    fn every_key() -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut tables = vec![String::new()];
+        while let Some(table) = tables.pop() {
+            for form in [format!("[{table}]"), format!("[[{table}]]"), String::new()] {
+                if form.is_empty() != table.is_empty() {
+                    continue;
+                }
+                let Some(found) = accepted_keys(&form) else {
+                    continue;
+                };
+                for key in found {
+                    let name = match table.as_str() {
+                        "" => key,
+                        _ => format!("{table}.{key}"),
+                    };
+                    keys.push(name.clone());
+                    tables.push(name);
+                }
+                break;
+            }
+        }
+        keys.sort();
+        keys
+    }
+
+    /// docs/configuration.md names every key the parser accepts, so the reference
+    /// cannot drift from the code.
+    #[test]
+    fn every_key_is_in_the_configuration_reference() {
+        let keys = every_key();
+        assert!(keys.contains(&"https.certificates.cert".to_string()), "{keys:?}");
+        assert!(keys.contains(&"limits.max_connections".to_string()), "{keys:?}");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
+        let reference = std::fs::read_to_string(path).expect("docs/configuration.md");
+        let missing: Vec<&String> = keys
+            .iter()
+            .filter(|k| k.contains('.') && !reference.contains(&format!("`{k}`")))
+            .collect();
+        assert!(missing.is_empty(), "not in docs/configuration.md: {missing:?}");
+        for var in ["SERVY_HOST", "SERVY_PORT", "SERVY_METRICS_PORT", "SERVY_REDIRECTS_URL"] {
+            assert!(reference.contains(var), "{var} is not in docs/configuration.md");
+        }
+        assert!(reference.contains(&EXIT_CONFIG.to_string()), "the exit code");
+    }
 }

@@ -35,8 +35,7 @@ use crate::request::RequestService;
 /// How long a keep-alive connection is idle before it parks. Short, so buffers do not
 /// pile up under a burst of new connections (their peak stays in the heap); long enough
 /// that a client sending its next request at once (a page's assets, a benchmark) does not
-/// pay for a new hyper connection per request (parking at once costs CPU per request
-/// under load; docs/benchmarks.md has the figure).
+/// pay for a new hyper connection per request.
 const PARK_AFTER: Duration = Duration::from_millis(10);
 
 /// Serves HTTP/1 on `io` until the client leaves, `idle_timeout` passes with nothing
