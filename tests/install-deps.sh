@@ -26,6 +26,8 @@ command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 command -v deadnix >/dev/null || cargo install --locked deadnix
 # The NixOS test driver lints its Python scripts with pyflakes; the nix stage does too.
 python3 -m pyflakes --version >/dev/null 2>&1 || pip install -q pyflakes
+# The hostile-client suite (smoke stage, tests/attack/run.py) speaks raw HTTP/2 with h2.
+python3 -c 'import h2' 2>/dev/null || { echo "install-deps: pip: h2"; pip install -q "h2==4.1.0"; }
 # REDbot: the smoke stage checks servy's headers with it (tests/bench/redbot.py).
 command -v redbot >/dev/null || { echo "install-deps: pip: redbot"; pip install -q "redbot==2.7.1"; }
 

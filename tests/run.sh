@@ -7,7 +7,8 @@
 # Stages: docs (every internal link in the Markdown resolves), rust (no import circle,
 # fmt, clippy, unit + integration tests, the config reference names every key), nix (parse, format, lint, lock,
 # module evaluation), units (systemd-analyze verify + security), smoke (k6 against servy
-# and nginx, then the MDN HTTP Observatory against the demo site), systemd (the shipped
+# and nginx, hostile clients (tests/attack/), then the MDN HTTP Observatory against the
+# demo site), systemd (the shipped
 # units under a real systemd in a container).
 # Run tests/install-deps.sh first on a fresh machine.
 set -euo pipefail
@@ -29,7 +30,11 @@ stage_rust() {
 stage_docs() { python3 tests/docs/check_links.py; }
 stage_nix() { bash tests/nix/check.sh; }
 stage_units() { bash tests/systemd/verify.sh; }
-stage_smoke() { bash tests/bench/smoke.sh && bash tests/observatory/scan.sh; }
+# The hostile clients run against the release build smoke.sh leaves in tests/out/smoke/bin.
+stage_smoke() {
+  bash tests/bench/smoke.sh && timeout 300 python3 tests/attack/run.py tests/out/smoke/bin/servy &&
+    bash tests/observatory/scan.sh
+}
 stage_systemd() { bash tests/systemd/run.sh; }
 
 stages=("$@")
