@@ -301,7 +301,11 @@ async fn serve_http<I, S>(
     }
     // Closed after header_read_timeout with no stream open, as HTTP/1 is.
     let timeout = builders.header_read_timeout;
-    let (io, service) = http2::idle_timeout(io, service, timeout);
+    let (mut io, service) = http2::idle_timeout(io, service, timeout);
+    // A stream whose response waits on the client's flow-control window counts as
+    // bytes waiting for the client, like a blocked write.
+    let open_streams = io.open_streams();
+    io.get_mut().watch_streams(open_streams);
     let service = TowerToHyperService::new(service);
     let conn = builders.http2.serve_connection(TokioIo::new(io), service);
     // Boxed, so an HTTP/1 connection's task does not carry room for HTTP/2's state.

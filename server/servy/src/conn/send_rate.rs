@@ -7,19 +7,22 @@
 //! second holds a connection, and the kernel's send buffer behind it (megabytes), for as
 //! long as it likes; an HTTP/2 client that floods PINGs or SETTINGS and never reads the
 //! acknowledgements does the same. Both show up here the same way: writes that stay
-//! blocked.
+//! blocked. An HTTP/2 client that opens streams with a flow-control window of 0 blocks
+//! no write, so on HTTP/2 an open stream counts as waiting too.
 //!
-//! The first write the socket refuses (it returns `Pending`: the send buffer is full)
-//! opens a window. Bytes the socket takes during it count; at its end, if the writer was
-//! blocked for at least half of it and fewer than `min_send_rate × send_window` bytes
-//! went out, the connection is abandoned: the write fails (hyper drops the connection)
-//! and the socket closes with a reset, so the kernel drops the queued bytes at once
-//! rather than keep trying to deliver them. A timer wakes the connection at the window's
-//! end, so a client that never reads is caught too. Idle connections open no window.
+//! The first moment servy waits on the client (a write the socket refuses: its send
+//! buffer is full; or an open HTTP/2 stream) opens a window. Bytes the socket takes
+//! during it count; at its end, if servy waited for at least half of it and fewer than
+//! `min_send_rate × send_window` bytes went out, the connection is abandoned: the read
+//! or write fails (hyper drops the connection) and the socket closes with a reset, so
+//! the kernel drops the queued bytes at once rather than keep trying to deliver them. A
+//! timer wakes the connection at the window's end, so a client that never reads is
+//! caught too. Idle connections open no window.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -51,10 +54,10 @@ pub trait ResetOnClose {
     fn reset_on_close(&self);
 }
 
-/// One window of blocked writes.
+/// One window in which servy waited on the client.
 struct Window {
     start: Instant,
-    /// Blocked time before the current stretch.
+    /// Time waited before the current stretch.
     blocked: Duration,
     blocked_since: Option<Instant>,
     sent: u64,
@@ -76,6 +79,10 @@ pub struct SendRate<I> {
     window: Option<Window>,
     /// Allocated on the first window only: most connections never fill their send buffer.
     timer: Option<Pin<Box<Sleep>>>,
+    /// The last write or flush returned `Pending`.
+    write_blocked: bool,
+    /// An HTTP/2 connection's open streams (see [`SendRate::watch_streams`]).
+    streams: Option<Arc<AtomicUsize>>,
     closed: IntCounter,
     protocol: &'static str,
 }
@@ -92,66 +99,90 @@ impl<I: ResetOnClose> SendRate<I> {
             rule,
             window: None,
             timer: None,
+            write_blocked: false,
+            streams: None,
             closed,
             protocol,
         }
     }
 
-    /// Applies the rule to what a write returned.
+    /// Counts an HTTP/2 connection's open streams as waiting on the client: a response
+    /// held back by a flow-control window that never opens blocks no write.
+    pub fn watch_streams(&mut self, open: Arc<AtomicUsize>) {
+        self.streams = Some(open);
+    }
+
+    /// Whether servy has bytes for the client that the client has not made room for.
+    fn waiting(&self) -> bool {
+        self.write_blocked
+            || self
+                .streams
+                .as_ref()
+                .is_some_and(|open| open.load(Ordering::Relaxed) > 0)
+    }
+
+    /// Applies the rule after a read or write: ends a window that is over (abandoning
+    /// the connection if it was too slow), opens one while the client is waited on, and
+    /// keeps a timer for the window's end.
+    fn step(&mut self, cx: &mut Context<'_>, sent: usize) -> io::Result<()> {
+        if !self.rule.enabled() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if let Some(window) = &mut self.window {
+            window.sent += sent as u64;
+        }
+        if self.window_ended(now) {
+            if self.too_slow(now) {
+                return Err(self.abandon(now));
+            }
+            self.window = None;
+        }
+        if !self.waiting() {
+            if let Some(window) = &mut self.window
+                && let Some(since) = window.blocked_since.take()
+            {
+                window.blocked += now - since;
+            }
+            return Ok(());
+        }
+        let window = self.window.get_or_insert(Window {
+            start: now,
+            blocked: Duration::ZERO,
+            blocked_since: None,
+            sent: 0,
+        });
+        window.blocked_since.get_or_insert(now);
+        let end = window.start + self.rule.window;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(end)));
+        if timer.deadline() != end {
+            timer.as_mut().reset(end);
+        }
+        // Registers the wake-up at the window's end; should it be due already, the next
+        // poll finds the window over.
+        if timer.as_mut().poll(cx).is_ready() {
+            cx.waker().wake_by_ref();
+        }
+        Ok(())
+    }
+
+    /// Applies the rule to what a write (or a flush, as 0 bytes) returned.
     fn track(
         &mut self,
         cx: &mut Context<'_>,
         polled: Poll<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
-        if !self.rule.enabled() {
-            return polled;
-        }
-        let now = Instant::now();
-        match &polled {
-            Poll::Ready(Ok(n)) => {
-                if let Some(window) = &mut self.window {
-                    window.sent += *n as u64;
-                    if let Some(since) = window.blocked_since.take() {
-                        window.blocked += now - since;
-                    }
-                }
-                if self.window_ended(now) {
-                    if self.too_slow(now) {
-                        return self.abandon(now);
-                    }
-                    self.window = None;
-                }
-                polled
-            }
-            Poll::Pending => {
-                if self.window_ended(now) {
-                    if self.too_slow(now) {
-                        return self.abandon(now);
-                    }
-                    self.window = None;
-                }
-                let window = self.window.get_or_insert(Window {
-                    start: now,
-                    blocked: Duration::ZERO,
-                    blocked_since: None,
-                    sent: 0,
-                });
-                window.blocked_since.get_or_insert(now);
-                let end = window.start + self.rule.window;
-                let timer = self
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(end)));
-                if timer.deadline() != end {
-                    timer.as_mut().reset(end);
-                }
-                // Registers the wake-up at the window's end; should it be due already,
-                // the next poll finds the window over.
-                if timer.as_mut().poll(cx).is_ready() {
-                    cx.waker().wake_by_ref();
-                }
-                polled
-            }
-            Poll::Ready(Err(_)) => polled,
+        let sent = match &polled {
+            Poll::Ready(Ok(n)) => *n,
+            Poll::Pending => 0,
+            Poll::Ready(Err(_)) => return polled,
+        };
+        self.write_blocked = polled.is_pending();
+        match self.step(cx, sent) {
+            Ok(()) => polled,
+            Err(e) => Poll::Ready(Err(e)),
         }
     }
 
@@ -168,7 +199,7 @@ impl<I: ResetOnClose> SendRate<I> {
         })
     }
 
-    fn abandon(&mut self, now: Instant) -> Poll<io::Result<usize>> {
+    fn abandon(&mut self, now: Instant) -> io::Error {
         let sent = self.window.as_ref().map_or(0, |w| w.sent);
         let seconds = self
             .window
@@ -194,20 +225,26 @@ impl<I: ResetOnClose> SendRate<I> {
             );
         }
         self.window = None;
-        Poll::Ready(Err(io::Error::new(
+        io::Error::new(
             io::ErrorKind::TimedOut,
             "client slower than limits.min_send_rate",
-        )))
+        )
     }
 }
 
-impl<I: AsyncRead + Unpin> AsyncRead for SendRate<I> {
+impl<I: AsyncRead + ResetOnClose + Unpin> AsyncRead for SendRate<I> {
+    /// HTTP/2 reads all the time, so this is where a stalled stream's window is kept
+    /// (and, ending with an error, where hyper learns the connection is abandoned).
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let this = &mut *self;
+        if this.streams.is_some() {
+            this.step(cx, 0)?;
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
     }
 }
 

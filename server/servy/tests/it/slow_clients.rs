@@ -6,7 +6,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::support::http::{connect_slow_reader, parse_pipelined};
+use crate::support::http::{connect_slow_reader, h2_stalled_get, parse_pipelined};
 use crate::support::{Servy, get};
 
 /// The demo site's largest file.
@@ -149,5 +149,28 @@ fn an_h2_ping_flood_that_never_reads_is_closed_after_the_send_window() {
     assert!(blocked_since.is_some(), "servy kept reading the flood");
     let (took, _) = closed_after(&mut flood, Duration::from_secs(10));
     assert!(took < Duration::from_secs(5), "closed after {took:?}");
+    assert_eq!(slow_clients_closed(&servy, "http2"), "1");
+}
+
+#[test]
+fn an_h2_stream_stalled_by_a_zero_window_is_closed_after_the_send_window() {
+    let servy = Servy::start("[limits]\nsend_window = \"2s\"\n");
+    // The response's headers go out; its body waits on a window that never opens.
+    let mut stalled = h2_stalled_get(servy.http, LARGE);
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stalled.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+    }
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(6),
+        "closed after {took:?}"
+    );
     assert_eq!(slow_clients_closed(&servy, "http2"), "1");
 }
