@@ -4,6 +4,7 @@ connection (back-pressure); expected: it also closes it within the send window."
 
 import time
 
+import harness
 from harness import PING, PREFACE, Attack, frame, h2c_connect, settings, wait_all_closed
 
 FLOOD_S = 4  # at most this long, or until servy stops reading
@@ -35,7 +36,7 @@ def control_flood(target, one: bytes) -> tuple[bool, str]:
     stalled = blocked_since is not None
     window = target.send_window_s
     limit = (window if window is not None else 10) + GRACE_S
-    still_open, waited = wait_all_closed([sock], max(0.1, min(limit, 15 - flood_s)))
+    still_open, waited = wait_all_closed([sock], max(0.1, min(limit, harness.MAX_WAIT_S + 1 - flood_s)))
     sock.close()
     frames = sent // len(one)
     what = f"{frames} frames sent, servy {'stopped reading' if stalled else 'kept reading'}"

@@ -36,6 +36,10 @@ SUITE_LIMITS = {
 }
 SUITE_HTTPS = {"handshake_timeout": '"4s"'}  # [10 s] silent or half-sent ClientHellos
 SUITE_SEND_WINDOW_S = 5  # [60 s] limits.send_window: slow readers, never-reading floods
+# The shipped defaults of the same timers, for run.py --shipped-timers.
+SHIPPED_TIMERS_S = {"header_read_timeout": 10.0, "handshake_timeout": 10.0, "send_window": 60.0}
+# How long an attack waits for its outcome at most; --shipped-timers raises it.
+MAX_WAIT_S = 14.0
 
 
 @dataclass
@@ -86,18 +90,18 @@ def make_certificate(directory: Path) -> Path:
 class Servy:
     """One servy process on three ephemeral ports."""
 
-    def __init__(self, binary: Path, workdir: Path, certs: Path, send_window: bool):
+    def __init__(self, binary: Path, workdir: Path, certs: Path, send_window: bool, shipped: bool = False):
         self.binary, self.workdir, self.certs = binary, workdir, certs
-        self.send_window = send_window
+        self.send_window, self.shipped = send_window, shipped
         self.proc: subprocess.Popen | None = None
 
     def config(self) -> str:
-        limits = dict(SUITE_LIMITS)
-        if self.send_window:
+        limits = {} if self.shipped else dict(SUITE_LIMITS)
+        if self.send_window and not self.shipped:
             limits["send_window"] = f'"{SUITE_SEND_WINDOW_S}s"'
         lines = ["[http]", f'listen = ["127.0.0.1:{self.http_port}"]',
                  "[https]", f'listen = ["127.0.0.1:{self.https_port}"]']
-        lines += [f"{k} = {v}" for k, v in SUITE_HTTPS.items()]
+        lines += [f"{k} = {v}" for k, v in ({} if self.shipped else SUITE_HTTPS).items()]
         lines += ["[[https.certificates]]", f'cert = "{self.certs / "fullchain.pem"}"',
                   f'key = "{self.certs / "key.pem"}"',
                   "[metrics]", f'listen = ["127.0.0.1:{self.metrics_port}"]',

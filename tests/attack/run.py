@@ -3,7 +3,10 @@
 fresh servy on loopback while a legitimate HTTP/1.1 client and a legitimate HTTP/2 (TLS)
 client keep requesting `/`. Prints a table and exits non-zero if any attack fails.
 
-usage: tests/attack/run.py SERVY [--only SUBSTRING ...] [--out DIR]
+usage: tests/attack/run.py SERVY [--only SUBSTRING ...] [--out DIR] [--shipped-timers]
+
+--shipped-timers keeps servy's default timers (10 s header and handshake timeouts, 60 s
+send window) and lets an attack wait past them, instead of the suite's shorter ones.
 
 An attack passes when: the legitimate clients saw 0 failures, p99 < 50 ms and max < 250 ms;
 servy is alive afterwards; its RSS grew by less than RSS_BOUND_MIB; and the attacker got
@@ -31,6 +34,7 @@ import smuggling  # noqa: E402
 import streams  # noqa: E402
 import tls_handshake  # noqa: E402
 import zero_window  # noqa: E402
+import harness  # noqa: E402
 from harness import (REPO, LegitHttp1, LegitHttp2, Sampler, Servy, Target, accepts_send_window,  # noqa: E402
                      cpu_seconds, find_big_path, make_certificate, rss_bytes, SUITE_HTTPS, SUITE_LIMITS,
                      SUITE_SEND_WINDOW_S)
@@ -54,14 +58,19 @@ def percentile(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
-def run_one(attack, binary: Path, out: Path, certs: Path, send_window: bool, big: tuple[str, int]) -> dict:
-    servy = Servy(binary, out / attack.name, certs, send_window)
+def run_one(attack, binary: Path, out: Path, certs: Path, send_window: bool, big: tuple[str, int],
+            shipped: bool) -> dict:
+    servy = Servy(binary, out / attack.name, certs, send_window, shipped)
     servy.start()
     pid = servy.proc.pid
+    timers = dict(harness.SHIPPED_TIMERS_S) if shipped else {
+        "header_read_timeout": float(SUITE_LIMITS["header_read_timeout"].strip('"s')),
+        "handshake_timeout": float(SUITE_HTTPS["handshake_timeout"].strip('"s')),
+        "send_window": float(SUITE_SEND_WINDOW_S)}
     target = Target("127.0.0.1", servy.http_port, servy.https_port, certs / "ca.pem", big[0], big[1],
-                    header_timeout_s=float(SUITE_LIMITS["header_read_timeout"].strip('"s')),
-                    handshake_timeout_s=float(SUITE_HTTPS["handshake_timeout"].strip('"s')),
-                    send_window_s=SUITE_SEND_WINDOW_S if send_window else None, pid=pid)
+                    header_timeout_s=timers["header_read_timeout"],
+                    handshake_timeout_s=timers["handshake_timeout"],
+                    send_window_s=timers["send_window"] if send_window else None, pid=pid)
     stop, stop_sampler = threading.Event(), threading.Event()
     legit = [LegitHttp1(target, stop), LegitHttp2(target, stop)]
     for c in legit:
@@ -112,7 +121,10 @@ def main() -> int:
     ap.add_argument("servy", type=Path, help="a release servy binary")
     ap.add_argument("--only", nargs="*", default=[], help="run attacks whose name contains one of these")
     ap.add_argument("--out", type=Path, default=REPO / "tests/out/attack", help="logs and results.json")
+    ap.add_argument("--shipped-timers", action="store_true", help="servy's default timers, not the suite's")
     args = ap.parse_args()
+    if args.shipped_timers:
+        harness.MAX_WAIT_S = harness.SHIPPED_TIMERS_S["send_window"] + 15
     binary = args.servy.resolve()
     attacks = [a for a in ALL if not args.only or any(s in a.name for s in args.only)]
     if not attacks:
@@ -123,16 +135,17 @@ def main() -> int:
     certs = make_certificate(out / "certs")
     suite_start = time.monotonic()
     send_window = accepts_send_window(binary, out, certs)
-    probe = Servy(binary, out / "probe", certs, send_window)
+    probe = Servy(binary, out / "probe", certs, send_window, args.shipped_timers)
     probe.start()
     big = find_big_path("127.0.0.1", probe.http_port)
     probe.stop()
-    print(f"attack: {binary}; largest file {big[0]} ({big[1]} bytes); limits.send_window "
-          f"{f'{SUITE_SEND_WINDOW_S} s in this suite' if send_window else 'unknown to this servy'}; "
-          f"header_read_timeout and handshake_timeout 4 s in this suite")
+    timers = ("servy's defaults" if args.shipped_timers else
+              f"header_read_timeout and handshake_timeout 4 s, send_window {SUITE_SEND_WINDOW_S} s in this suite")
+    print(f"attack: {binary}; largest file {big[0]} ({big[1]} bytes); timers: {timers}"
+          f"{'' if send_window else '; limits.send_window unknown to this servy'}")
     results = []
     for attack in attacks:
-        r = run_one(attack, binary, out, certs, send_window, big)
+        r = run_one(attack, binary, out, certs, send_window, big, args.shipped_timers)
         results.append(r)
         mark = "ok" if r["passed"] else "FAIL: " + "; ".join(r["reasons"])
         print(f"  {attack.name}: {r['outcome']} ({r['attack_s']:.1f} s) {mark}", flush=True)

@@ -6,6 +6,7 @@ abandons such a connection within the send window ([limits] send_window) and clo
 import socket
 import time
 
+import harness
 from harness import Attack, close_all, wait_all_closed
 
 CONNECTIONS = 200
@@ -40,7 +41,7 @@ def slow_read(target, rate: int) -> tuple[bool, str]:
                 pass
 
     window = target.send_window_s
-    limit = min(14, (window if window is not None else 10) + GRACE_S)
+    limit = min(harness.MAX_WAIT_S, (window if window is not None else 10) + GRACE_S)
     start = time.monotonic()
     still_open, took = wait_all_closed(socks, limit, tick=read_slowly)
     close_all(socks)

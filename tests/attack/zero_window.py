@@ -4,6 +4,7 @@ alive. Expected: servy abandons the stalled responses and closes within the send
 
 import time
 
+import harness
 from harness import (GOAWAY, HEADERS, PING, PREFACE, ACK, END_HEADERS, END_STREAM, Attack, FrameReader,
                      ERROR_NAMES, closed_by_peer, frame, goaway_code, h2c_connect, hpack_get, settings)
 
@@ -20,7 +21,7 @@ def zero_window(target) -> tuple[bool, str]:
     out += b"".join(frame(HEADERS, END_HEADERS | END_STREAM, s, block) for s in range(1, 2 * STREAMS, 2))
     sock.sendall(out)
     window = target.send_window_s
-    limit = min(14, (window if window is not None else 10) + GRACE_S)
+    limit = min(harness.MAX_WAIT_S, (window if window is not None else 10) + GRACE_S)
     start, code, headers = time.monotonic(), None, 0
     while time.monotonic() - start < limit:
         alive = reader.feed(0.2)
