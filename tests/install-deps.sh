@@ -28,6 +28,8 @@ command -v deadnix >/dev/null || cargo install --locked deadnix
 python3 -m pyflakes --version >/dev/null 2>&1 || pip install -q pyflakes
 # The deploy stage validates the Kubernetes manifests offline against pinned schemas.
 python3 -c "import kubernetes_validate" 2>/dev/null || { echo "install-deps: pip: kubernetes-validate"; pip install -q "kubernetes-validate==1.37.0"; }
+# The hostile-client suite (smoke stage, tests/attack/run.py) speaks raw HTTP/2 with h2.
+python3 -c 'import h2' 2>/dev/null || { echo "install-deps: pip: h2"; pip install -q "h2==4.1.0"; }
 # REDbot: the smoke stage checks servy's headers with it (tests/bench/redbot.py).
 command -v redbot >/dev/null || { echo "install-deps: pip: redbot"; pip install -q "redbot==2.7.1"; }
 

@@ -8,7 +8,8 @@
 # fmt, clippy, unit + integration tests, the config reference names every key), nix (parse, format, lint, lock,
 # module evaluation), units (systemd-analyze verify + security), deploy (the Kubernetes
 # manifests: schemas, agreement with servy, a pod-like run), smoke (k6 against servy
-# and nginx, then the MDN HTTP Observatory against the demo site), systemd (the shipped
+# and nginx, hostile clients (tests/attack/), then the MDN HTTP Observatory against the
+# demo site), systemd (the shipped
 # units under a real systemd in a container).
 # Run tests/install-deps.sh first on a fresh machine.
 set -euo pipefail
@@ -34,7 +35,11 @@ stage_deploy() {
   (cd server && cargo build --locked -p servy) &&
     python3 tests/deploy/kubernetes.py "${CARGO_TARGET_DIR:-server/target}/debug/servy"
 }
-stage_smoke() { bash tests/bench/smoke.sh && bash tests/observatory/scan.sh; }
+# The hostile clients run against the release build smoke.sh leaves in tests/out/smoke/bin.
+stage_smoke() {
+  bash tests/bench/smoke.sh && timeout 300 python3 tests/attack/run.py tests/out/smoke/bin/servy &&
+    bash tests/observatory/scan.sh
+}
 stage_systemd() { bash tests/systemd/run.sh; }
 
 stages=("$@")

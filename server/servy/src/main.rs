@@ -223,7 +223,7 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Ins
         .iter()
         .filter_map(|l| l.local_addr().ok())
         .collect();
-    let mut server = Server::new(&config.limits, zero_copy);
+    let mut server = Server::new(&config.limits, zero_copy, &metrics.registry);
     let app = AppState {
         site,
         rules,

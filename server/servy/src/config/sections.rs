@@ -203,6 +203,13 @@ pub struct LimitsConfig {
     /// Largest request head (HTTP/1) or header list (HTTP/2), in bytes; an HTTP/1 head
     /// over it gets 431.
     pub max_header_bytes: usize,
+    /// Bytes per second a client must take its responses at, averaged over
+    /// `send_window`, whenever servy has bytes waiting for it; a slower one (a slow
+    /// reader, one that never reads) loses its connection. 0 turns the check off.
+    pub min_send_rate: u64,
+    /// The span `min_send_rate` is averaged over (nginx's `send_timeout` is 60 s).
+    #[serde(with = "duration")]
+    pub send_window: Duration,
 }
 
 /// hyper refuses a smaller HTTP/1 read buffer than this (its `max_buf_size` asserts it).
@@ -355,6 +362,11 @@ impl Default for LimitsConfig {
             // nginx allows 8 KiB per line and 32 KiB in all; 16 KiB is plenty for a site
             // that sets no large cookies.
             max_header_bytes: 16 * 1024,
+            // 1 KiB/s: GPRS, the slowest mobile data still in service, delivers about
+            // five times that, so a phone on a bad link never trips it; a client held
+            // below it for a whole window is stalling, not downloading.
+            min_send_rate: 1024,
+            send_window: Duration::from_secs(60),
         }
     }
 }

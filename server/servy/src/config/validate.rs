@@ -84,6 +84,7 @@ impl LimitsConfig {
             ("limits.header_read_timeout", self.header_read_timeout),
             ("limits.request_timeout", self.request_timeout),
             ("limits.shutdown_grace", self.shutdown_grace),
+            ("limits.send_window", self.send_window),
         ])?;
         if self.max_concurrency == 0 {
             return refuse("limits.max_concurrency must be at least 1".into());
@@ -300,6 +301,7 @@ mod tests {
             ),
             ("[limits]\nmax_concurrency = 0\n", "max_concurrency"),
             ("[limits]\nmax_connections = 0\n", "limits.max_connections"),
+            ("[limits]\nsend_window = \"0s\"\n", "limits.send_window"),
             (
                 "[limits]\nmax_header_bytes = 4096\n",
                 "limits.max_header_bytes",

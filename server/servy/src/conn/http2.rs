@@ -27,7 +27,9 @@ use crate::request::RequestService;
 
 /// Open streams and when that last changed, shared by [`Streams`] and [`IdleClose`].
 struct Activity {
-    open: AtomicUsize,
+    /// Shared with the minimum send rate (`send_rate`), which counts open streams as
+    /// bytes the client is waited on for.
+    open: Arc<AtomicUsize>,
     /// Milliseconds since `start` at the last change.
     changed_ms: AtomicU64,
     start: Instant,
@@ -51,7 +53,7 @@ impl Activity {
 /// Wraps one HTTP/2 connection's socket and service.
 pub fn idle_timeout<I, S>(io: I, service: S, timeout: Duration) -> (IdleClose<I>, Streams<S>) {
     let activity = Arc::new(Activity {
-        open: AtomicUsize::new(0),
+        open: Arc::new(AtomicUsize::new(0)),
         changed_ms: AtomicU64::new(0),
         start: Instant::now(),
     });
@@ -70,6 +72,17 @@ pub struct IdleClose<I> {
     activity: Arc<Activity>,
     timeout: Duration,
     timer: Pin<Box<Sleep>>,
+}
+
+impl<I> IdleClose<I> {
+    /// The connection's open streams, counted by [`Streams`].
+    pub fn open_streams(&self) -> Arc<AtomicUsize> {
+        self.activity.open.clone()
+    }
+
+    pub fn get_mut(&mut self) -> &mut I {
+        &mut self.io
+    }
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for IdleClose<I> {

@@ -14,6 +14,7 @@ mod held_body;
 mod http1;
 mod http2;
 pub mod listeners;
+mod send_rate;
 pub mod zero_copy;
 
 use std::io;
@@ -31,15 +32,27 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use prometheus::{IntCounterVec, Opts, Registry};
+use tokio_rustls::server::TlsStream;
+
 use crate::config::LimitsConfig;
 use crate::request::RequestService;
 use crate::tls::{self, Protocol};
 use cap::ConnectionCap;
+use send_rate::{ResetOnClose, SendRate, SendRule};
 
 use zero_copy::ZeroCopy;
 
 /// Streams one HTTP/2 connection may have open at once (nginx's default).
 const H2_MAX_STREAMS: u32 = 128;
+
+/// Bytes a connection's socket may hold not yet sent (`TCP_NOTSENT_LOWAT`, inherited
+/// from the listener). Without it the kernel takes up to 4 MiB per connection whatever
+/// the client reads, so a slow reader pins megabytes and servy cannot see it is slow:
+/// its writes succeed. With it, writes wait once this much is queued, which is when the
+/// minimum send rate (`send_rate`) starts to measure. A client that keeps up never
+/// finds this much unsent, so it never waits on it.
+const NOTSENT_LOWAT: u32 = 128 * 1024;
 
 /// What an HTTP/2 connection without TLS (h2c, prior knowledge) starts with.
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -71,10 +84,18 @@ struct Builders {
     header_read_timeout: Duration,
     /// sendfile for embedded bodies on plain HTTP/1.1 connections; `None` when off.
     zero_copy: Option<&'static ZeroCopy>,
+    /// `limits.min_send_rate` over `limits.send_window` (see [`send_rate`]).
+    send_rule: SendRule,
+    /// `servy_slow_clients_closed_total{protocol}`: connections closed by that rule.
+    slow_clients_closed: IntCounterVec,
 }
 
 impl Server {
-    pub fn new(limits: &LimitsConfig, zero_copy: Option<&'static ZeroCopy>) -> Server {
+    pub fn new(
+        limits: &LimitsConfig,
+        zero_copy: Option<&'static ZeroCopy>,
+        registry: &Registry,
+    ) -> Server {
         let mut http1 = hyper::server::conn::http1::Builder::new();
         // A client gets this long to send a request's headers; this also closes idle
         // keep-alive connections after the same time. A head over max_header_bytes gets
@@ -98,6 +119,11 @@ impl Server {
             http2,
             header_read_timeout: limits.header_read_timeout,
             zero_copy,
+            send_rule: SendRule {
+                min_rate: limits.min_send_rate,
+                window: limits.send_window,
+            },
+            slow_clients_closed: slow_clients_closed(registry),
         });
         Server {
             builders,
@@ -119,6 +145,7 @@ impl Server {
     where
         S: RequestService,
     {
+        socket2::SockRef::from(&listener).set_tcp_notsent_lowat(NOTSENT_LOWAT)?;
         let listener = TcpListener::from_std(listener)?;
         // Per listener, so a flood on the site cannot lock out the metrics listener.
         let cap = ConnectionCap::new(self.max_connections);
@@ -251,9 +278,16 @@ async fn serve_http<I, S>(
     watcher: Watcher,
     stop: watch::Receiver<bool>,
 ) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    I: AsyncRead + AsyncWrite + ResetOnClose + Unpin + Send + 'static,
     S: RequestService,
 {
+    let label = match protocol {
+        Protocol::Http1 => "http1",
+        Protocol::Http2 => "http2",
+        Protocol::AcmeChallenge => return,
+    };
+    let closed = builders.slow_clients_closed.with_label_values(&[label]);
+    let io = SendRate::new(io, builders.send_rule, closed, label);
     match protocol {
         Protocol::Http2 => {}
         Protocol::Http1 => {
@@ -267,12 +301,44 @@ async fn serve_http<I, S>(
     }
     // Closed after header_read_timeout with no stream open, as HTTP/1 is.
     let timeout = builders.header_read_timeout;
-    let (io, service) = http2::idle_timeout(io, service, timeout);
+    let (mut io, service) = http2::idle_timeout(io, service, timeout);
+    // A stream whose response waits on the client's flow-control window counts as
+    // bytes waiting for the client, like a blocked write.
+    let open_streams = io.open_streams();
+    io.get_mut().watch_streams(open_streams);
     let service = TowerToHyperService::new(service);
     let conn = builders.http2.serve_connection(TokioIo::new(io), service);
     // Boxed, so an HTTP/1 connection's task does not carry room for HTTP/2's state.
     if let Err(e) = Box::pin(watcher.watch(conn)).await {
         tracing::debug!(error = %e, "connection closed with an error");
+    }
+}
+
+/// `servy_slow_clients_closed_total{protocol}`, registered once per server.
+fn slow_clients_closed(registry: &Registry) -> IntCounterVec {
+    let counter = IntCounterVec::new(
+        Opts::new(
+            "servy_slow_clients_closed_total",
+            "Connections closed for taking their responses slower than limits.min_send_rate.",
+        ),
+        &["protocol"],
+    )
+    .expect("valid metric");
+    registry
+        .register(Box::new(counter.clone()))
+        .expect("metric names are unique");
+    counter
+}
+
+impl ResetOnClose for Sniffed {
+    fn reset_on_close(&self) {
+        let _ = self.stream.set_zero_linger();
+    }
+}
+
+impl ResetOnClose for TlsStream<TcpStream> {
+    fn reset_on_close(&self) {
+        let _ = self.get_ref().0.set_zero_linger();
     }
 }
 

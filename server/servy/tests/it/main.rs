@@ -21,5 +21,6 @@ mod robustness;
 mod short_links;
 mod shutdown;
 mod site_rules;
+mod slow_clients;
 mod systemd;
 mod zero_copy;

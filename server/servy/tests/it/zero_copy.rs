@@ -201,10 +201,13 @@ fn pipelined_responses_on_one_connection_stay_in_order() {
         assert!(pair[1].body == index, "index after response {i} differs");
         expected += want.len() as u64;
     }
-    assert_eq!(
-        sent(&servy).0,
-        expected,
-        "index.html (below 2000) is written"
+    // index.html (below 2000) is written, never sent from the file. A body's tail left
+    // by a short write (the socket holds at most 128 KiB unsent) is written too when it
+    // is below the threshold: up to 2000 bytes per body fewer.
+    let from_file = sent(&servy).0;
+    assert!(
+        from_file <= expected && from_file + 20 * 2000 >= expected,
+        "{from_file} bytes sent from the file, {expected} in the large bodies"
     );
 }
 
