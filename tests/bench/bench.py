@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Compare servy with nginx and static-web-server on the same generated site.
+"""Compare servy with nginx, h2o, Caddy and static-web-server on the same generated site.
 
 One run: generate the site (tests/sitegen), build servy with it embedded, prepare
-nginx and static-web-server over the same files (plus .gz precompressed copies), then
+the peers over the same files (plus .gz precompressed copies), then
 for each round and each server in turn (the order rotates every round): start the
 server pinned to one CPU, run the k6 blog scenario, the k6 browser scenario, wrk
 with many connections and wrk on the largest file (bigfile) from the other CPU, measuring the server's CPU time and memory
@@ -16,7 +16,7 @@ report.html in the output directory; --profile adds a flamegraph of servy under 
     echo /robots.txt > one.txt; tests/bench/bench.py --servers servy,nginx --loads wrk --wrk-paths one.txt
 
 Exits 1 if any request failed or any k6 threshold did not hold (after writing the
-report), 2 on setup errors. Needs: python3, cargo, k6, wrk, nginx, taskset; optional
+report), 2 on setup errors. Needs: python3, cargo, k6, wrk, nginx, h2o, caddy, taskset; optional
 static-web-server (skipped with a message when absent) and perf + inferno (--profile).
 """
 
@@ -40,7 +40,7 @@ sys.path.insert(0, str(HERE))
 import loads  # noqa: E402
 import report  # noqa: E402
 from measure import Meter  # noqa: E402
-from servers import Nginx, Servy, StaticWebServer, Stub, find_sws, parse_redirects, precompress, settle  # noqa: E402
+from servers import Caddy, H2o, Nginx, Servy, StaticWebServer, Stub, find_sws, parse_redirects, precompress, settle  # noqa: E402
 
 # "servy" runs the shipped defaults; each other servy variant changes one key, named here.
 SERVY_VARIANTS = {
@@ -49,7 +49,10 @@ SERVY_VARIANTS = {
     "servy-zc-auto": {"http_extra": 'zero_copy = "auto"'},
     "servy-zc-off": {"http_extra": 'zero_copy = "off"'},
 }
-ALL_SERVERS = ["servy", "servy-nolog", "servy-zc-auto", "nginx", "nginx-log", "nginx-nopush", "static-web-server"]
+ALL_SERVERS = ["servy", "servy-nolog", "servy-zc-auto", "nginx", "nginx-log", "nginx-nopush", "h2o", "h2o-log",
+               "caddy", "caddy-log", "static-web-server"]
+# The peers that serve the precompressed copy of the site from disk.
+FILE_SERVERS = {"nginx", "nginx-log", "nginx-nopush", "h2o", "h2o-log", "caddy", "caddy-log", "static-web-server"}
 # bigfile: wrk on the site's largest file only (an image of about 4 MB); conns: idle
 # keep-alive connections held open (memory per connection).
 ALL_LOADS = ["blog", "browser", "wrk", "bigfile", "conns"]
@@ -207,8 +210,8 @@ def main() -> int:
     bad = [s for s in servers if s not in ALL_SERVERS] + [l for l in wanted_loads if l not in ALL_LOADS]
     if bad:
         ap.error(f"unknown server or load: {', '.join(bad)}")
-    nginx_wanted = any(s.startswith("nginx") for s in servers)
-    for tool in ["k6", "taskset"] + (["wrk"] if "wrk" in wanted_loads else []) + (["nginx"] if nginx_wanted else []):
+    peers = [tool for tool in ("nginx", "h2o", "caddy") if any(s.startswith(tool) for s in servers)]
+    for tool in ["k6", "taskset"] + (["wrk"] if "wrk" in wanted_loads else []) + peers:
         if not shutil.which(tool):
             log(f"{tool} not found on PATH")
             return 2
@@ -224,7 +227,11 @@ def main() -> int:
         "server's RssAnon growth over N, fresh req ms the time for a new connection's GET / meanwhile.",
         "nginx and static-web-server serve precompressed .gz files; nginx-light has no brotli module "
         "and Python's standard library writes no .br, so they offer gzip only, while servy has br/gzip/zstd.",
-        "static-web-server answers aliases with 301 (it offers 301 and 302 only); servy and nginx with 308.",
+        "static-web-server answers aliases with 301 (it offers 301 and 302 only); servy, nginx, h2o and Caddy with 308.",
+        "h2o runs one thread (num-threads: 1) with file.send-compressed over the .gz files; h2o has no access log, "
+        "h2o-log writes it to a file. Caddy serves file_server with precompressed gzip, admin API and automatic "
+        "HTTPS off; caddy-log writes its access log to a file. CPU is each server's whole process tree "
+        "(nginx's worker, h2o's helper process, Go's threads).",
         "failed: k6's failed requests plus failed checks, or wrk's socket errors plus non-2xx/3xx responses.",
         "CPU µs per request is also CPU ms per 1,000 requests (report.json has cpu_s_per_1k).",
         'servy-zc-auto is the same servy binary with [http] zero_copy = "auto" (bodies of 32 KiB or more sent '
@@ -256,7 +263,7 @@ def main() -> int:
     redirects = parse_redirects(redirects_file)
 
     precompressed = gen / "site-precompressed"
-    if (nginx_wanted or "static-web-server" in servers) and not precompressed.exists():
+    if FILE_SERVERS.intersection(servers) and not precompressed.exists():
         written = precompress(site, precompressed)
         log(f"precompressed copy: {written['files']} files, {written['gz']} .gz")
 
@@ -277,6 +284,10 @@ def main() -> int:
         "nginx": lambda: Nginx(out / "nginx", args.server_cpu, precompressed, redirects),
         "nginx-log": lambda: Nginx(out / "nginx-log", args.server_cpu, precompressed, redirects, access_log=True),
         "nginx-nopush": lambda: Nginx(out / "nginx-nopush", args.server_cpu, precompressed, redirects, nopush=False),
+        "h2o": lambda: H2o(out / "h2o", args.server_cpu, precompressed, redirects),
+        "h2o-log": lambda: H2o(out / "h2o-log", args.server_cpu, precompressed, redirects, access_log=True),
+        "caddy": lambda: Caddy(out / "caddy", args.server_cpu, precompressed, redirects),
+        "caddy-log": lambda: Caddy(out / "caddy-log", args.server_cpu, precompressed, redirects, access_log=True),
         "static-web-server": lambda: StaticWebServer(out / "sws", args.server_cpu, sws, precompressed, redirects),
     }
 

