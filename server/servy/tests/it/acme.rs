@@ -414,3 +414,112 @@ fn tls_alpn_01_without_an_https_listener_is_a_config_error() {
     assert_eq!(status.code(), Some(78), "{}", servy.stderr());
     assert!(servy.stderr().contains("tls-alpn-01"), "{}", servy.stderr());
 }
+
+/// Replicas sharing one state directory and one listening socket (the kernel hands each
+/// connection, the CA's validations included, to either process, as a Service would).
+fn replicas(sockets: &Sockets, config: &str) -> [Servy; 2] {
+    [start(sockets, config), start(sockets, config)]
+}
+
+/// Both replicas serve certificate #1 of one order; returns its serial.
+fn assert_one_order_served_by_all(replicas: &[Servy; 2], pebble: &Pebble) -> String {
+    let client = client(pebble);
+    assert!(
+        eventually(ORDER_TIMEOUT, || replicas.iter().all(|r| {
+            r.stderr()
+                .contains("acme: certificate issued and installed")
+                || r.stderr()
+                    .contains("acme: serving the certificate another replica ordered")
+        })),
+        "not every replica got the certificate\nfirst:\n{}\nsecond:\n{}\npebble:\n{}",
+        replicas[0].stderr(),
+        replicas[1].stderr(),
+        pebble.log()
+    );
+    assert_eq!(pebble.orders(), 1, "pebble's log:\n{}", pebble.log());
+    let ordered: f64 = replicas.iter().map(issued).sum();
+    assert_eq!(ordered, 1.0, "exactly one replica ordered");
+    // Over the shared socket, connections land on either process: all see one serial.
+    let serials: std::collections::BTreeSet<String> = (0..12)
+        .map(|_| serial(&fetch(&replicas[0], &client, DOMAIN).1[0]))
+        .collect();
+    assert_eq!(serials.len(), 1, "{serials:?}");
+    serials.into_iter().next().expect("one serial")
+}
+
+#[test]
+fn replicas_sharing_the_state_directory_order_once_and_answer_each_others_challenges() {
+    let sockets = Sockets::bind();
+    let pebble = Pebble::start(sockets.ports(), Duration::from_secs(3600));
+    let state = TempDir::new();
+    let replicas = replicas(&sockets, &config(&pebble, &state, "http-01"));
+    assert_one_order_served_by_all(&replicas, &pebble);
+
+    // An answer neither process published (as if a third replica had): both serve it.
+    let ca_dir = std::fs::read_dir(state.path().join("acme"))
+        .expect("acme dir")
+        .next()
+        .expect("the CA's directory")
+        .expect("entry")
+        .path();
+    std::fs::create_dir_all(ca_dir.join("http-01")).expect("http-01 dir");
+    std::fs::write(
+        ca_dir.join("http-01").join("t0ken_-1"),
+        "t0ken_-1.thumbprint",
+    )
+    .expect("answer");
+    for _ in 0..12 {
+        let response = get(replicas[0].http, "/.well-known/acme-challenge/t0ken_-1");
+        assert_eq!(response.status, 200);
+        assert_eq!(response.text(), "t0ken_-1.thumbprint");
+    }
+    assert_eq!(
+        get(replicas[0].http, "/.well-known/acme-challenge/account.json").status,
+        404
+    );
+}
+
+#[test]
+fn a_lease_left_by_a_dead_holder_is_taken_over_and_the_order_completes() {
+    let sockets = Sockets::bind();
+    let pebble = Pebble::start(sockets.ports(), Duration::from_secs(3600));
+    let state = TempDir::new();
+    // The CA's directory as the store names it (the URL made into a file name).
+    let ca = pebble.directory.split_once("://").expect("a URL").1;
+    let ca: String = ca
+        .trim_end_matches('/')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let ca_dir = state.path().join("acme").join(ca);
+    std::fs::create_dir_all(&ca_dir).expect("CA dir");
+    // A holder that died just after taking the lease: the file stays, nobody renews it.
+    std::fs::write(ca_dir.join("order.lease"), "pid 1\n").expect("lease");
+
+    let started = Instant::now();
+    let replicas = replicas(&sockets, &config(&pebble, &state, "http-01"));
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(pebble.orders(), 0, "nobody orders under a live lease");
+    assert!(
+        replicas
+            .iter()
+            .all(|r| r.stderr().contains("another replica is ordering")),
+        "{}",
+        replicas[0].stderr()
+    );
+    assert!(
+        eventually(Duration::from_secs(60), || replicas
+            .iter()
+            .any(|r| r.stderr().contains("taking over a stale order lease"))),
+        "no takeover\n{}",
+        replicas[0].stderr()
+    );
+    assert_one_order_served_by_all(&replicas, &pebble);
+    eprintln!("takeover and order: {:?} after start", started.elapsed());
+}

@@ -1,7 +1,9 @@
-//! The answers to the CA's challenges while an order is open, kept in memory only.
+//! The answers to the CA's challenges while an order is open.
 //!
 //! - HTTP-01 (RFC 8555 §8.3): the http listener answers
-//!   `/.well-known/acme-challenge/<token>` with the key authorization.
+//!   `/.well-known/acme-challenge/<token>` with the key authorization. The answer is also
+//!   written to the shared state directory, so a replica that did not start the order
+//!   answers the CA's request when the load balancer sends it there.
 //! - TLS-ALPN-01 (RFC 8737): a handshake that offers `acme-tls/1` for a domain gets a
 //!   self-signed certificate carrying the key authorization's digest; the TLS resolver
 //!   holds it ([`Certificates::set_challenge`]).
@@ -17,6 +19,7 @@ use rustls::crypto::ring::sign::any_ecdsa_type;
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::sign::CertifiedKey;
 
+use super::store::Store;
 use crate::tls::Certificates;
 
 /// Where HTTP-01 answers live (RFC 8555 §8.3).
@@ -27,6 +30,7 @@ const HTTP01_PREFIX: &str = "/.well-known/acme-challenge/";
 pub struct Challenges {
     inner: Arc<Mutex<Answers>>,
     certificates: Arc<Certificates>,
+    store: Store,
 }
 
 #[derive(Default)]
@@ -38,10 +42,11 @@ struct Answers {
 }
 
 impl Challenges {
-    pub fn new(certificates: Arc<Certificates>) -> Challenges {
+    pub(super) fn new(certificates: Arc<Certificates>, store: Store) -> Challenges {
         Challenges {
             inner: Arc::default(),
             certificates,
+            store,
         }
     }
 
@@ -53,13 +58,22 @@ impl Challenges {
     /// The body for an HTTP-01 request path, if it is a token of an open challenge.
     pub fn http01(&self, path: &str) -> Option<String> {
         let token = path.strip_prefix(HTTP01_PREFIX)?;
-        self.answers().http01.get(token).cloned()
+        let own = self.answers().http01.get(token).cloned();
+        own.or_else(|| self.store.http01(token))
     }
 
-    pub(super) fn publish_http01(&self, token: &str, key_authorization: &KeyAuthorization) {
+    pub(super) fn publish_http01(
+        &self,
+        token: &str,
+        key_authorization: &KeyAuthorization,
+    ) -> Result<(), String> {
+        self.store
+            .publish_http01(token, key_authorization.as_str())
+            .map_err(|e| format!("{}: {e}", self.store.dir().display()))?;
         self.answers()
             .http01
             .insert(token.to_string(), key_authorization.as_str().to_string());
+        Ok(())
     }
 
     pub(super) fn publish_tls_alpn01(
@@ -76,6 +90,9 @@ impl Challenges {
     /// Forgets every answer: the order is over, whatever its outcome.
     pub(super) fn clear(&self) {
         let mut answers = self.answers();
+        if !answers.http01.is_empty() {
+            self.store.clear_http01();
+        }
         answers.http01.clear();
         for domain in answers.tls_alpn01.drain(..) {
             self.certificates.set_challenge(&domain, None);

@@ -2,8 +2,9 @@
 //! Caddy: name the domains, and the https listener gets a certificate.
 //!
 //! - `certificate.rs`: one issued certificate (key, lifetime, names).
-//! - `store.rs`: the state directory (account and certificate, 0600, atomic).
-//! - `challenge.rs`: the in-memory answers the listeners give the CA.
+//! - `store.rs`: the state directory (account, certificate, order lease, HTTP-01
+//!   answers), shareable by replicas.
+//! - `challenge.rs`: the answers the listeners give the CA.
 //! - `order.rs`: one order through instant-acme.
 //! - `renewal.rs`: the task that keeps the certificate current.
 //!
@@ -102,11 +103,11 @@ impl Acme {
         Ok(Acme {
             shared: Shared {
                 config,
-                store,
-                challenges: Challenges::new(tls.certificates()),
+                challenges: Challenges::new(tls.certificates(), store.clone()),
                 current,
                 tls,
                 metrics: AcmeMetrics::register(registry),
+                store,
             },
         })
     }

@@ -188,7 +188,9 @@ pub async fn order(
             ChallengeType::TlsAlpn01 => challenges
                 .publish_tls_alpn01(&domain, &key_authorization)
                 .map_err(OrderError::Challenge)?,
-            _ => challenges.publish_http01(&challenge.token, &key_authorization),
+            _ => challenges
+                .publish_http01(&challenge.token, &key_authorization)
+                .map_err(OrderError::Challenge)?,
         }
         challenge
             .set_ready()

@@ -4,6 +4,10 @@
 //! Due means: the CA's ACME Renewal Information window (RFC 9773) when the CA offers it,
 //! else a third of the lifetime left. With no certificate, or one that lacks a
 //! configured domain, it is due at once.
+//!
+//! Replicas sharing the state directory order once between them: the one that takes the
+//! order lease (see `store.rs`) orders; the others wait for the certificate it stores and
+//! serve that. A holder that dies leaves a lease nobody renews, taken over after [`LEASE`].
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime};
@@ -17,6 +21,12 @@ use super::{Shared, install};
 /// The longest wait between two failed orders: a CA that is down for a day is retried
 /// four times an hour, well inside Let's Encrypt's limits.
 const BACKOFF_MAX: Duration = Duration::from_secs(6 * 3600);
+
+/// How long an order lease lasts without renewal; the holder renews it every third.
+const LEASE: Duration = Duration::from_secs(30);
+
+/// How often a replica waiting on another's order looks for the stored result.
+const FOLLOW_POLL: Duration = Duration::from_secs(1);
 
 /// How often ARI is asked again at most, whatever Retry-After says.
 const ARI_RECHECK_MAX: Duration = Duration::from_secs(24 * 3600);
@@ -75,13 +85,48 @@ pub async fn run(shared: Shared) {
         }
         metrics.next_renewal.set(unix_seconds(SystemTime::now()));
 
+        match store.try_lease(LEASE) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!("acme: another replica is ordering; waiting for its certificate");
+                if let Some(cert) = follow(&store, current.as_ref(), &config.domains).await {
+                    install(&tls, &cert);
+                    tracing::info!(
+                        serial = cert.serial,
+                        not_after = unix_seconds(cert.not_after),
+                        "acme: serving the certificate another replica ordered"
+                    );
+                    current = Some(cert);
+                }
+                continue;
+            }
+            Err(e) => {
+                // Ordered anyway: a lone replica must still get its certificate.
+                tracing::error!(error = %e, dir = %store.dir().display(), "acme: cannot take the order lease");
+            }
+        }
+
         let started = std::time::Instant::now();
+        let renew_lease = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(LEASE / 3);
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = store.renew_lease() {
+                        tracing::warn!(error = %e, "acme: could not renew the order lease");
+                    }
+                }
+            })
+        };
         let outcome = tokio::time::timeout(
             ATTEMPT_TIMEOUT,
             attempt(&config, &store, &challenges, &mut account),
         )
         .await
         .unwrap_or(Err(OrderError::Timeout(ATTEMPT_TIMEOUT)));
+        renew_lease.abort();
+        store.release_lease();
         match outcome {
             Ok(cert) => {
                 // Served first, then reported: whoever sees the log line or the counter
@@ -137,6 +182,28 @@ pub async fn run(shared: Shared) {
                 tokio::time::sleep(wait).await;
             }
         }
+    }
+}
+
+/// Waits while another replica holds the lease, for a stored certificate that covers
+/// `domains` and is newer than `current`. `None` when the lease ends without one (the
+/// holder failed or died): the caller goes round again and may take the lease itself.
+async fn follow(
+    store: &super::store::Store,
+    current: Option<&Certificate>,
+    domains: &[String],
+) -> Option<Certificate> {
+    loop {
+        if let Ok(Some(stored)) = store.certificate()
+            && stored.covers(domains)
+            && current.is_none_or(|c| stored.not_after > c.not_after)
+        {
+            return Some(stored);
+        }
+        if !store.lease_held(LEASE) {
+            return None;
+        }
+        tokio::time::sleep(FOLLOW_POLL).await;
     }
 }
 

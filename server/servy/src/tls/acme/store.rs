@@ -11,11 +11,13 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use instant_acme::AccountCredentials;
 
 use super::certificate::Certificate;
 
+#[derive(Clone)]
 pub struct Store {
     dir: PathBuf,
 }
@@ -77,6 +79,108 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(format!("{}: {e}", path.display())),
         }
+    }
+
+    fn lease_path(&self) -> PathBuf {
+        self.dir.join("order.lease")
+    }
+
+    /// Where HTTP-01 answers are published, so any replica sharing the directory answers.
+    fn http01_dir(&self) -> PathBuf {
+        self.dir.join("http-01")
+    }
+
+    /// Takes the order lease unless another live process holds it: created exclusively
+    /// (`O_EXCL`, which NFSv3+ and local filesystems honour), renewed by touching it, and
+    /// taken over once its last renewal is older than `lease`.
+    pub fn try_lease(&self, lease: Duration) -> io::Result<bool> {
+        let path = self.lease_path();
+        for _ in 0..2 {
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
+                Ok(mut file) => {
+                    writeln!(file, "pid {}", std::process::id())?;
+                    file.sync_all()?;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let renewed = fs::metadata(&path)?.modified()?;
+                    let age = SystemTime::now()
+                        .duration_since(renewed)
+                        .unwrap_or_default();
+                    if age < lease {
+                        return Ok(false);
+                    }
+                    tracing::warn!(age = ?age, "acme: taking over a stale order lease");
+                    // Whoever removes it first races the others to create it again.
+                    match fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Marks the held lease as alive now.
+    pub fn renew_lease(&self) -> io::Result<()> {
+        fs::File::options()
+            .write(true)
+            .open(self.lease_path())?
+            .set_modified(SystemTime::now())
+    }
+
+    /// Gives the lease back (the order is over, whatever its outcome).
+    pub fn release_lease(&self) {
+        if let Err(e) = fs::remove_file(self.lease_path())
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(error = %e, "acme: could not release the order lease");
+        }
+    }
+
+    /// Whether a live process holds the lease.
+    pub fn lease_held(&self, lease: Duration) -> bool {
+        fs::metadata(self.lease_path())
+            .and_then(|m| m.modified())
+            .is_ok_and(|renewed| {
+                SystemTime::now()
+                    .duration_since(renewed)
+                    .unwrap_or_default()
+                    < lease
+            })
+    }
+
+    pub fn publish_http01(&self, token: &str, key_authorization: &str) -> io::Result<()> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(self.http01_dir())?;
+        replace(&self.http01_dir().join(token), key_authorization.as_bytes())
+    }
+
+    /// The answer another replica published for `token`, if any. Tokens are base64url
+    /// (RFC 8555 §8.1), so anything else is not looked up on disk.
+    pub fn http01(&self, token: &str) -> Option<String> {
+        let token_ok = !token.is_empty()
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !token_ok {
+            return None;
+        }
+        fs::read_to_string(self.http01_dir().join(token)).ok()
+    }
+
+    pub fn clear_http01(&self) {
+        let _ = fs::remove_dir_all(self.http01_dir());
     }
 
     /// Stores the chain and key as one PEM file.
