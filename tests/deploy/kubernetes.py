@@ -10,7 +10,7 @@
    Secret, and its grace period is above servy's drain plus the preStop pause.
 3. A pod-like run: servy from the ConfigMap's configuration (addresses moved to loopback
    ports, certificates made here), as uid 65534 with a read-only root (bubblewrap) and a
-   writable scratch directory only. Its probe paths answer, the site is served over HTTP
+   writable scratch directory (its TMPDIR) only. Its probe paths answer, the site is served over HTTP
    and HTTPS, and at SIGTERM during a download readiness ends first, the download
    completes, and the process exits 0 within the grace period.
 
@@ -176,7 +176,6 @@ def wait_ready(port: int, proc: subprocess.Popen, seconds: float = 10) -> bool:
 
 
 def pod_like_run(binary: Path, config: dict) -> None:
-    # Outside /tmp, which the pod-like run replaces with its scratch directory.
     out = REPO / "tests" / "out"
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out) as tmp:
@@ -205,10 +204,13 @@ def pod_like_run(binary: Path, config: dict) -> None:
         scratch.chmod(0o777)
         command = [
             "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-            "--bind", str(scratch), "/tmp", "--unshare-user", "--uid", "65534", "--gid", "65534",
+            # The scratch directory is writable in place (and is TMPDIR): binding it over /tmp
+            # would hide a checkout that lives under /tmp.
+            "--bind", str(scratch), str(scratch), "--unshare-user", "--uid", "65534", "--gid", "65534",
             "--die-with-parent", "--", str(binary), "--config", str(toml),
         ]
-        proc = subprocess.Popen(command, stderr=subprocess.PIPE, env={"PATH": os.environ.get("PATH", "")})
+        env = {"PATH": os.environ.get("PATH", ""), "TMPDIR": str(scratch)}
+        proc = subprocess.Popen(command, stderr=subprocess.PIPE, env=env)
         try:
             ready = wait_ready(ports["metrics"], proc)
             check(ready, "pod-like run: uid 65534, read-only root, /readyz answers 200")
