@@ -14,6 +14,7 @@
 mod cli;
 mod config;
 mod conn;
+mod held_body;
 mod logging;
 mod metrics;
 mod path;

@@ -29,7 +29,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Sleep;
 
-use crate::conn::held_body::{HeldBody, HeldResponse, respond_holding};
+use crate::conn::held_response::{HeldResponse, respond_holding};
+use crate::held_body::HeldBody;
 use crate::request::RequestService;
 
 /// How long a keep-alive connection is idle before it parks. Short, so buffers do not

@@ -22,7 +22,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 use tower::Service;
 
-use crate::conn::held_body::{HeldBody, HeldResponse, respond_holding};
+use crate::conn::held_response::{HeldResponse, respond_holding};
+use crate::held_body::HeldBody;
 use crate::request::RequestService;
 
 /// Open streams and when that last changed, shared by [`Streams`] and [`IdleClose`].

@@ -10,7 +10,7 @@
 //! cannot set a header-read timeout (slowloris).
 
 mod cap;
-mod held_body;
+mod held_response;
 mod http1;
 mod http2;
 pub mod listeners;

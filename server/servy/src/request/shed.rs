@@ -6,17 +6,14 @@
 //! every servy response head is ready in microseconds, while a body can wait on the
 //! client (HTTP/2 flow control) for as long as the client likes.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use axum::BoxError;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use bytes::Bytes;
-use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::held_body::HeldBody;
 
 /// The in-flight count of one listener's requests.
 #[derive(Clone)]
@@ -38,12 +35,7 @@ impl Shed {
 
     /// `response` with its body holding `permit` until hyper is done with it.
     pub fn hold(response: Response, permit: OwnedSemaphorePermit) -> Response {
-        response.map(|body| {
-            Body::new(Permitted {
-                body,
-                _permit: permit,
-            })
-        })
+        response.map(|body| Body::new(HeldBody::new(body, Some(permit))))
     }
 
     /// 503 with `Retry-After`, built without asking the answer.
@@ -57,37 +49,5 @@ impl Shed {
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         response
-    }
-}
-
-/// A response body that holds its request's permit until it is finished or dropped.
-struct Permitted<B> {
-    body: B,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl<B> HttpBody for Permitted<B>
-where
-    B: HttpBody<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body)
-            .poll_frame(cx)
-            .map_err(axum::Error::new)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }

@@ -1,33 +1,20 @@
-//! A response body that holds something until hyper is done with it. `http1` and `http2`
-//! use it to count an exchange (or a stream) as open until its last byte is written or
-//! the request is abandoned, which is when hyper drops the body.
+//! servy's response future with something held for the response's body ([`HeldBody`]):
+//! `http1` and `http2` count an exchange (or a stream) as open until its last byte is
+//! written or the request is abandoned, which is when hyper drops the body.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
-use bytes::Bytes;
-use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::body::Incoming;
 use tower::ServiceExt;
 use tower::util::Oneshot;
 
+use crate::held_body::HeldBody;
 use crate::request::RequestService;
-
-/// `body` as it was, with `held` dropped together with it.
-pub struct HeldBody<T> {
-    body: Body,
-    _held: Option<T>,
-}
-
-impl<T> HeldBody<T> {
-    fn new(body: Body, held: Option<T>) -> HeldBody<T> {
-        HeldBody { body, _held: held }
-    }
-}
 
 /// The response future of a service that wraps servy's with [`respond_holding`]: servy's
 /// own future, unboxed, with what it holds handed to the body when the response is ready.
@@ -56,25 +43,5 @@ impl<S: RequestService, T: Unpin> Future for HeldResponse<S, T> {
         // Polled again after Ready is a caller's bug; the body then holds nothing.
         let held = self.held.take();
         Poll::Ready(Ok(response.map(|body| HeldBody::new(body, held))))
-    }
-}
-
-impl<T: Unpin> hyper::body::Body for HeldBody<T> {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
