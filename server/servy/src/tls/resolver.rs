@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -25,7 +25,13 @@ pub struct Certificates {
     sources: Mutex<Sources>,
     /// TLS-ALPN-01 answers by name, presented only to a ClientHello offering `acme-tls/1`.
     challenges: ArcSwap<HashMap<String, Arc<CertifiedKey>>>,
+    /// Where an answer this process did not publish is looked for: another replica's,
+    /// when replicas share the ACME state (the CA's validation reaches any of them).
+    shared_challenges: OnceLock<Box<SharedChallenges>>,
 }
+
+/// A lookup of another replica's TLS-ALPN-01 answer by lower-case name.
+pub type SharedChallenges = dyn Fn(&str) -> Option<Arc<CertifiedKey>> + Send + Sync;
 
 #[derive(Default)]
 struct Sources {
@@ -86,6 +92,7 @@ impl Certificates {
             current: ArcSwap::from_pointee(CertSet::build(&sources)),
             sources: Mutex::new(sources),
             challenges: ArcSwap::default(),
+            shared_challenges: OnceLock::new(),
         })
     }
 
@@ -114,6 +121,18 @@ impl Certificates {
             };
             map
         });
+    }
+
+    /// Sets where answers published by other replicas are found (once, at start-up).
+    pub fn set_shared_challenges(&self, lookup: Box<SharedChallenges>) {
+        if self.shared_challenges.set(lookup).is_err() {
+            tracing::warn!("tls: shared challenge answers were already set; keeping the first");
+        }
+    }
+
+    fn challenge(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        let own = self.challenges.load().get(name).cloned();
+        own.or_else(|| self.shared_challenges.get().and_then(|lookup| lookup(name)))
     }
 
     /// True if a certificate (not merely the default) covers `host`.
@@ -150,7 +169,7 @@ impl ResolvesServerCert for Resolver {
             .is_some_and(|mut offered| offered.any(|p| p == ACME_TLS_ALPN));
         if acme {
             // A validator gets the challenge certificate or nothing, never the site's.
-            return self.0.challenges.load().get(name.as_deref()?).cloned();
+            return self.0.challenge(name.as_deref()?);
         }
         let set = self.0.current.load();
         name.as_deref()

@@ -15,6 +15,7 @@ use rustls::pki_types::CertificateDer;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::support::pebble::{Pebble, ValidationPorts, eventually};
+use crate::support::tls::Pki;
 use crate::support::{Servy, TempDir, get, tls};
 
 const DOMAIN: &str = "site.servy.test";
@@ -447,44 +448,9 @@ fn assert_one_order_served_by_all(replicas: &[Servy; 2], pebble: &Pebble) -> Str
     serials.into_iter().next().expect("one serial")
 }
 
-#[test]
-fn replicas_sharing_the_state_directory_order_once_and_answer_each_others_challenges() {
-    let sockets = Sockets::bind();
-    let pebble = Pebble::start(sockets.ports(), Duration::from_secs(3600));
-    let state = TempDir::new();
-    let replicas = replicas(&sockets, &config(&pebble, &state, "http-01"));
-    assert_one_order_served_by_all(&replicas, &pebble);
-
-    // An answer neither process published (as if a third replica had): both serve it.
-    let ca_dir = std::fs::read_dir(state.path().join("acme"))
-        .expect("acme dir")
-        .next()
-        .expect("the CA's directory")
-        .expect("entry")
-        .path();
-    std::fs::create_dir_all(ca_dir.join("http-01")).expect("http-01 dir");
-    std::fs::write(
-        ca_dir.join("http-01").join("t0ken_-1"),
-        "t0ken_-1.thumbprint",
-    )
-    .expect("answer");
-    for _ in 0..12 {
-        let response = get(replicas[0].http, "/.well-known/acme-challenge/t0ken_-1");
-        assert_eq!(response.status, 200);
-        assert_eq!(response.text(), "t0ken_-1.thumbprint");
-    }
-    assert_eq!(
-        get(replicas[0].http, "/.well-known/acme-challenge/account.json").status,
-        404
-    );
-}
-
-#[test]
-fn a_lease_left_by_a_dead_holder_is_taken_over_and_the_order_completes() {
-    let sockets = Sockets::bind();
-    let pebble = Pebble::start(sockets.ports(), Duration::from_secs(3600));
-    let state = TempDir::new();
-    // The CA's directory as the store names it (the URL made into a file name).
+/// The CA's directory in the state directory, as the store names it (the URL made into a
+/// file name).
+fn ca_dir(pebble: &Pebble, state: &TempDir) -> std::path::PathBuf {
     let ca = pebble.directory.split_once("://").expect("a URL").1;
     let ca: String = ca
         .trim_end_matches('/')
@@ -497,7 +463,67 @@ fn a_lease_left_by_a_dead_holder_is_taken_over_and_the_order_completes() {
             }
         })
         .collect();
-    let ca_dir = state.path().join("acme").join(ca);
+    state.path().join("acme").join(ca)
+}
+
+#[test]
+fn replicas_sharing_the_state_directory_order_once_and_answer_each_others_http_01() {
+    let sockets = Sockets::bind();
+    let pebble = Pebble::start(sockets.ports(), Duration::from_secs(3600));
+    let state = TempDir::new();
+    let replicas = replicas(&sockets, &config(&pebble, &state, "http-01"));
+    assert_one_order_served_by_all(&replicas, &pebble);
+
+    // An answer neither process published (as if a third replica had): both serve it.
+    let answers = ca_dir(&pebble, &state).join("http-01");
+    std::fs::create_dir_all(&answers).expect("http-01 dir");
+    std::fs::write(answers.join("t0ken_-1"), "t0ken_-1.thumbprint").expect("answer");
+    for _ in 0..12 {
+        let response = get(replicas[0].http, "/.well-known/acme-challenge/t0ken_-1");
+        assert_eq!(response.status, 200);
+        assert_eq!(response.text(), "t0ken_-1.thumbprint");
+    }
+    assert_eq!(
+        get(replicas[0].http, "/.well-known/acme-challenge/account.json").status,
+        404
+    );
+}
+
+#[test]
+fn replicas_sharing_the_state_directory_order_once_and_answer_each_others_tls_alpn_01() {
+    let sockets = Sockets::bind();
+    let pebble = Pebble::start(sockets.ports(), Duration::from_secs(3600));
+    let state = TempDir::new();
+    let replicas = replicas(&sockets, &config(&pebble, &state, "tls-alpn-01"));
+    assert_one_order_served_by_all(&replicas, &pebble);
+
+    // A validation certificate neither process made (as if a third replica had): every
+    // `acme-tls/1` handshake gets it, whichever process the kernel hands it to.
+    let pki = Pki::new();
+    let keys = TempDir::new();
+    let leaf = pki.issue(&keys, "answer", &[DOMAIN], 7, (2040, 1, 1));
+    let pem = std::fs::read_to_string(&leaf.cert).expect("chain")
+        + &std::fs::read_to_string(&leaf.key).expect("key");
+    let answers = ca_dir(&pebble, &state).join("tls-alpn-01");
+    std::fs::create_dir_all(&answers).expect("tls-alpn-01 dir");
+    std::fs::write(answers.join(format!("{DOMAIN}.pem")), pem).expect("answer");
+    let validator = pki.client(&[b"acme-tls/1"]);
+    let https = replicas[0].https.expect("an https socket");
+    for _ in 0..12 {
+        let conn = tls::connect(https, DOMAIN, validator.clone())
+            .unwrap_or_else(|e| panic!("acme-tls/1 handshake: {e}\n{}", replicas[0].stderr()));
+        assert_eq!(tls::peer_leaf(&conn), leaf.der);
+    }
+    // A name with no answer gets no certificate, not the site's.
+    assert!(tls::connect(https, WWW, validator).is_err());
+}
+
+#[test]
+fn a_lease_left_by_a_dead_holder_is_taken_over_and_the_order_completes() {
+    let sockets = Sockets::bind();
+    let pebble = Pebble::start(sockets.ports(), Duration::from_secs(3600));
+    let state = TempDir::new();
+    let ca_dir = ca_dir(&pebble, &state);
     std::fs::create_dir_all(&ca_dir).expect("CA dir");
     // A holder that died just after taking the lease: the file stays, nobody renews it.
     std::fs::write(ca_dir.join("order.lease"), "pid 1\n").expect("lease");

@@ -6,7 +6,8 @@
 //!   answers the CA's request when the load balancer sends it there.
 //! - TLS-ALPN-01 (RFC 8737): a handshake that offers `acme-tls/1` for a domain gets a
 //!   self-signed certificate carrying the key authorization's digest; the TLS resolver
-//!   holds it ([`Certificates::set_challenge`]).
+//!   holds it ([`Certificates::set_challenge`]). It is also written to the shared state
+//!   directory, where the resolver of every replica looks for answers it does not hold.
 //!
 //! Lookups are rare (only the CA makes them), so a mutex is plenty.
 
@@ -16,7 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use instant_acme::KeyAuthorization;
 use rcgen::{CertificateParams, CustomExtension, KeyPair};
 use rustls::crypto::ring::sign::any_ecdsa_type;
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 
 use super::store::Store;
@@ -42,7 +44,15 @@ struct Answers {
 }
 
 impl Challenges {
+    /// Also points the TLS resolver at the answers other replicas publish.
     pub(super) fn new(certificates: Arc<Certificates>, store: Store) -> Challenges {
+        let shared = store.clone();
+        certificates.set_shared_challenges(Box::new(move |domain| {
+            let pem = shared.tls_alpn01(domain)?;
+            certified_key(&pem)
+                .inspect_err(|e| tracing::warn!(domain, error = %e, "acme: unusable TLS-ALPN-01 answer in the state directory"))
+                .ok()
+        }));
         Challenges {
             inner: Arc::default(),
             certificates,
@@ -81,41 +91,58 @@ impl Challenges {
         domain: &str,
         key_authorization: &KeyAuthorization,
     ) -> Result<(), String> {
-        let certificate = validation_certificate(domain, key_authorization)?;
+        let pem = validation_certificate(domain, key_authorization)?;
+        let certificate = certified_key(pem.as_bytes())?;
+        self.store
+            .publish_tls_alpn01(&domain.to_ascii_lowercase(), &pem)
+            .map_err(|e| format!("{}: {e}", self.store.dir().display()))?;
         self.answers().tls_alpn01.push(domain.to_string());
         self.certificates.set_challenge(domain, Some(certificate));
         Ok(())
     }
 
-    /// Forgets every answer: the order is over, whatever its outcome.
+    /// Forgets every answer this process published: the order is over, whatever its
+    /// outcome.
     pub(super) fn clear(&self) {
         let mut answers = self.answers();
-        if !answers.http01.is_empty() {
-            self.store.clear_http01();
+        for (token, _) in answers.http01.drain() {
+            self.store.clear_http01(&token);
         }
-        answers.http01.clear();
         for domain in answers.tls_alpn01.drain(..) {
+            self.store.clear_tls_alpn01(&domain.to_ascii_lowercase());
             self.certificates.set_challenge(&domain, None);
         }
     }
 }
 
 /// RFC 8737 §3: a self-signed certificate for `domain` with the critical acmeIdentifier
-/// extension holding SHA-256 of the key authorization.
+/// extension holding SHA-256 of the key authorization; PEM, the certificate then its key.
 fn validation_certificate(
     domain: &str,
     key_authorization: &KeyAuthorization,
-) -> Result<Arc<CertifiedKey>, String> {
+) -> Result<String, String> {
     let mut params = CertificateParams::new(vec![domain.to_string()]).map_err(|e| e.to_string())?;
     params.custom_extensions = vec![CustomExtension::new_acme_identifier(
         key_authorization.digest().as_ref(),
     )];
     let key = KeyPair::generate().map_err(|e| e.to_string())?;
     let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
-    let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let signer = any_ecdsa_type(&der).map_err(|e| e.to_string())?;
-    Ok(Arc::new(CertifiedKey::new(
-        vec![cert.der().clone()],
-        signer,
-    )))
+    Ok(format!("{}{}", cert.pem(), key.serialize_pem()))
+}
+
+/// What the resolver presents, from a validation certificate's PEM (this process's, or
+/// another replica's read from the state directory: both go through here). Not
+/// `tls::certs::from_pem`: its pair check parses the certificate with webpki, which
+/// refuses the critical acmeIdentifier extension that RFC 8737 requires.
+fn certified_key(pem: &[u8]) -> Result<Arc<CertifiedKey>, String> {
+    let chain = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not a PEM certificate: {e}"))?;
+    if chain.is_empty() {
+        return Err("no CERTIFICATE block".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(pem)
+        .map_err(|e| format!("no usable PEM private key: {e}"))?;
+    let signer = any_ecdsa_type(&key).map_err(|e| e.to_string())?;
+    Ok(Arc::new(CertifiedKey::new(chain, signer)))
 }

@@ -2,7 +2,7 @@
 //! Caddy: name the domains, and the https listener gets a certificate.
 //!
 //! - `certificate.rs`: one issued certificate (key, lifetime, names).
-//! - `store.rs`: the state directory (account, certificate, order lease, HTTP-01
+//! - `store.rs`: the state directory (account, certificate, order lease, challenge
 //!   answers), shareable by replicas.
 //! - `challenge.rs`: the answers the listeners give the CA.
 //! - `order.rs`: one order through instant-acme.

@@ -16,6 +16,7 @@ use instant_acme::Account;
 
 use super::certificate::{Certificate, unix_seconds};
 use super::order::{self, OrderError};
+use super::store::LeaseLost;
 use super::{Shared, install};
 
 /// The longest wait between two failed orders: a CA that is down for a day is retried
@@ -107,24 +108,37 @@ pub async fn run(shared: Shared) {
         }
 
         let started = std::time::Instant::now();
-        let renew_lease = {
+        // Ends only if another replica took the lease over (this process stalled longer
+        // than the lease): then both would order, so this one stops.
+        let mut renew_lease = {
             let store = store.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(LEASE / 3);
                 loop {
                     tick.tick().await;
-                    if let Err(e) = store.renew_lease() {
-                        tracing::warn!(error = %e, "acme: could not renew the order lease");
+                    match store.renew_lease() {
+                        Ok(()) => {}
+                        Err(e) if e.get_ref().is_some_and(|e| e.is::<LeaseLost>()) => return,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "acme: could not renew the order lease")
+                        }
                     }
                 }
             })
         };
-        let outcome = tokio::time::timeout(
-            ATTEMPT_TIMEOUT,
-            attempt(&config, &store, &challenges, &mut account),
-        )
-        .await
-        .unwrap_or(Err(OrderError::Timeout(ATTEMPT_TIMEOUT)));
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(
+                ATTEMPT_TIMEOUT,
+                attempt(&config, &store, &challenges, &mut account),
+            ) => outcome.unwrap_or(Err(OrderError::Timeout(ATTEMPT_TIMEOUT))),
+            _ = &mut renew_lease => {
+                tracing::warn!(
+                    took = ?started.elapsed(),
+                    "acme: another replica took the order lease over; stopping this order and waiting for its certificate"
+                );
+                continue;
+            }
+        };
         renew_lease.abort();
         store.release_lease();
         match outcome {

@@ -6,11 +6,16 @@
 //! and its key in one file, so the pair can never be half-replaced). `<CA>` is the
 //! directory URL made into a file name: an account belongs to one CA, and switching
 //! from staging to production must not reuse staging's certificate.
+//!
+//! Replicas share the directory: beside those two files it holds the order lease and the
+//! open challenges' answers (`http-01/<token>`, `tls-alpn-01/<domain>.pem`), so the
+//! replica the CA's validation reaches answers for the one that ordered.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use instant_acme::AccountCredentials;
@@ -20,6 +25,9 @@ use super::certificate::Certificate;
 #[derive(Clone)]
 pub struct Store {
     dir: PathBuf,
+    /// What this process writes in the order lease, to tell its own lease from one another
+    /// replica took over (host, pid and start time: unique across machines sharing a volume).
+    owner: Arc<str>,
 }
 
 impl Store {
@@ -30,7 +38,10 @@ impl Store {
             .recursive(true)
             .mode(0o700)
             .create(&dir)?;
-        Ok(Store { dir })
+        Ok(Store {
+            dir,
+            owner: owner_token().into(),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -91,8 +102,9 @@ impl Store {
     }
 
     /// Takes the order lease unless another live process holds it: created exclusively
-    /// (`O_EXCL`, which NFSv3+ and local filesystems honour), renewed by touching it, and
-    /// taken over once its last renewal is older than `lease`.
+    /// (`O_EXCL`, which NFSv3+ and local filesystems honour) with this process's owner
+    /// token in it, renewed by touching it, and taken over once its last renewal is older
+    /// than `lease`.
     pub fn try_lease(&self, lease: Duration) -> io::Result<bool> {
         let path = self.lease_path();
         for _ in 0..2 {
@@ -103,7 +115,7 @@ impl Store {
                 .open(&path)
             {
                 Ok(mut file) => {
-                    writeln!(file, "pid {}", std::process::id())?;
+                    file.write_all(self.owner.as_bytes())?;
                     file.sync_all()?;
                     return Ok(true);
                 }
@@ -129,16 +141,39 @@ impl Store {
         Ok(false)
     }
 
-    /// Marks the held lease as alive now.
+    /// Whether the lease file is this process's (not gone, not taken over).
+    fn lease_is_ours(&self) -> io::Result<bool> {
+        match fs::read(self.lease_path()) {
+            Ok(held) => Ok(held == self.owner.as_bytes()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Marks the held lease as alive now. [`LeaseLost`] when another replica took it
+    /// over meanwhile (this process stalled longer than the lease): the caller must stop
+    /// its order, since the new holder is ordering too.
     pub fn renew_lease(&self) -> io::Result<()> {
+        if !self.lease_is_ours()? {
+            return Err(io::Error::other(LeaseLost));
+        }
         fs::File::options()
             .write(true)
             .open(self.lease_path())?
             .set_modified(SystemTime::now())
     }
 
-    /// Gives the lease back (the order is over, whatever its outcome).
+    /// Gives the lease back (the order is over, whatever its outcome), unless another
+    /// replica holds it by now.
     pub fn release_lease(&self) {
+        match self.lease_is_ours() {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "acme: could not read the order lease");
+                return;
+            }
+        }
         if let Err(e) = fs::remove_file(self.lease_path())
             && e.kind() != io::ErrorKind::NotFound
         {
@@ -158,29 +193,84 @@ impl Store {
             })
     }
 
-    pub fn publish_http01(&self, token: &str, key_authorization: &str) -> io::Result<()> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(self.http01_dir())?;
-        replace(&self.http01_dir().join(token), key_authorization.as_bytes())
-    }
-
-    /// The answer another replica published for `token`, if any. Tokens are base64url
-    /// (RFC 8555 §8.1), so anything else is not looked up on disk.
-    pub fn http01(&self, token: &str) -> Option<String> {
+    /// `None` for anything but a base64url token (RFC 8555 §8.1): it is never a path.
+    fn http01_path(&self, token: &str) -> Option<PathBuf> {
         let token_ok = !token.is_empty()
             && token
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !token_ok {
-            return None;
-        }
-        fs::read_to_string(self.http01_dir().join(token)).ok()
+        token_ok.then(|| self.http01_dir().join(token))
     }
 
-    pub fn clear_http01(&self) {
-        let _ = fs::remove_dir_all(self.http01_dir());
+    pub fn publish_http01(&self, token: &str, key_authorization: &str) -> io::Result<()> {
+        let path = self.http01_path(token).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("not an ACME token: {token:?}"),
+            )
+        })?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(self.http01_dir())?;
+        replace(&path, key_authorization.as_bytes())
+    }
+
+    /// The answer another replica published for `token`, if any.
+    pub fn http01(&self, token: &str) -> Option<String> {
+        fs::read_to_string(self.http01_path(token)?).ok()
+    }
+
+    /// Removes this process's answer only: after a lease takeover, another replica's
+    /// answers may sit beside it.
+    pub fn clear_http01(&self, token: &str) {
+        if let Some(path) = self.http01_path(token) {
+            let _ = fs::remove_file(path);
+        }
+    }
+
+    /// Where TLS-ALPN-01 validation certificates are published, one PEM file (chain and
+    /// key) per domain.
+    fn tls_alpn01_dir(&self) -> PathBuf {
+        self.dir.join("tls-alpn-01")
+    }
+
+    /// `None` for a name that is not a plain lower-case DNS name (it is never a path).
+    fn tls_alpn01_path(&self, domain: &str) -> Option<PathBuf> {
+        let plain = !domain.is_empty()
+            && !domain.starts_with('.')
+            && !domain.contains("..")
+            && domain
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        plain.then(|| self.tls_alpn01_dir().join(format!("{domain}.pem")))
+    }
+
+    pub fn publish_tls_alpn01(&self, domain: &str, pem: &str) -> io::Result<()> {
+        let path = self.tls_alpn01_path(domain).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("not a DNS name: {domain:?}"),
+            )
+        })?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(self.tls_alpn01_dir())?;
+        replace(&path, pem.as_bytes())
+    }
+
+    /// The validation certificate (chain and key, PEM) another replica published for
+    /// `domain` (lower-case), if any.
+    pub fn tls_alpn01(&self, domain: &str) -> Option<Vec<u8>> {
+        fs::read(self.tls_alpn01_path(domain)?).ok()
+    }
+
+    /// Removes this process's answer only, as [`Store::clear_http01`].
+    pub fn clear_tls_alpn01(&self, domain: &str) {
+        if let Some(path) = self.tls_alpn01_path(domain) {
+            let _ = fs::remove_file(path);
+        }
     }
 
     /// Stores the chain and key as one PEM file.
@@ -193,6 +283,28 @@ impl Store {
         pem.push_str(key_pem);
         replace(&self.certificate_path(), pem.as_bytes())
     }
+}
+
+/// Another replica took the order lease over: this process must stop ordering.
+#[derive(Debug)]
+pub struct LeaseLost;
+
+impl std::fmt::Display for LeaseLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("another replica took the order lease over")
+    }
+}
+
+impl std::error::Error for LeaseLost {}
+
+/// `owner <host> <pid> <start, ns since the epoch>`: two processes never write the same.
+fn owner_token() -> String {
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let started = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("owner {} {} {started}\n", host.trim(), std::process::id())
 }
 
 /// Writes `bytes` to a temporary file (0600) beside `path`, syncs it, and renames it
@@ -269,6 +381,77 @@ mod tests {
 
         fs::write(store.certificate_path(), "not pem").unwrap();
         assert!(store.certificate().is_err());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("servy-store-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn a_lease_taken_over_is_lost_to_its_stalled_holder_which_then_leaves_it_alone() {
+        let dir = temp_dir("lease");
+        let lease = Duration::from_secs(30);
+        let first = Store::open(&dir, "https://ca.test/dir").unwrap();
+        let second = Store::open(&dir, "https://ca.test/dir").unwrap();
+        assert!(first.try_lease(lease).unwrap());
+        assert!(
+            !second.try_lease(lease).unwrap(),
+            "a live lease is not taken"
+        );
+        first.renew_lease().unwrap();
+
+        // The holder stalls past the lease: nobody touched it for a minute.
+        fs::File::options()
+            .write(true)
+            .open(first.lease_path())
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(60))
+            .unwrap();
+        assert!(!first.lease_held(lease));
+        assert!(
+            second.try_lease(lease).unwrap(),
+            "a stale lease is taken over"
+        );
+
+        let lost = first.renew_lease().unwrap_err();
+        assert!(
+            lost.get_ref().is_some_and(|e| e.is::<LeaseLost>()),
+            "{lost}"
+        );
+        first.release_lease();
+        assert!(
+            second.lease_held(lease),
+            "the old holder removed the new holder's lease"
+        );
+        second.renew_lease().unwrap();
+        second.release_lease();
+        assert!(!first.lease_path().exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn challenge_answers_are_named_by_token_or_domain_never_by_path() {
+        let dir = temp_dir("answers");
+        let store = Store::open(&dir, "https://ca.test/dir").unwrap();
+        for token in ["", "../account.json", "a/b", "a.b"] {
+            assert!(store.publish_http01(token, "x").is_err(), "{token:?}");
+            assert_eq!(store.http01(token), None);
+        }
+        for domain in ["", "../x", "a/b", ".a.test", "a..test", "A.test"] {
+            assert!(store.publish_tls_alpn01(domain, "x").is_err(), "{domain:?}");
+            assert_eq!(store.tls_alpn01(domain), None);
+        }
+        store.publish_http01("t0k-_en", "t0k-_en.thumb").unwrap();
+        store.publish_tls_alpn01("a.test", "pem").unwrap();
+        assert_eq!(store.http01("t0k-_en").as_deref(), Some("t0k-_en.thumb"));
+        assert_eq!(store.tls_alpn01("a.test").as_deref(), Some(&b"pem"[..]));
+        store.clear_http01("t0k-_en");
+        store.clear_tls_alpn01("a.test");
+        assert_eq!(store.http01("t0k-_en"), None);
+        assert_eq!(store.tls_alpn01("a.test"), None);
         let _ = fs::remove_dir_all(&dir);
     }
 }
