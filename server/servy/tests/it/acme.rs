@@ -519,33 +519,67 @@ fn replicas_sharing_the_state_directory_order_once_and_answer_each_others_tls_al
 }
 
 #[test]
-fn a_lease_left_by_a_dead_holder_is_taken_over_and_the_order_completes() {
+fn a_holder_killed_mid_order_is_taken_over_after_the_lease_and_the_order_completes() {
     let sockets = Sockets::bind();
     let pebble = Pebble::start(sockets.ports(), Duration::from_secs(3600));
     let state = TempDir::new();
-    let ca_dir = ca_dir(&pebble, &state);
-    std::fs::create_dir_all(&ca_dir).expect("CA dir");
-    // A holder that died just after taking the lease: the file stays, nobody renews it.
-    std::fs::write(ca_dir.join("order.lease"), "pid 1\n").expect("lease");
-
+    let config = config(&pebble, &state, "http-01");
     let started = Instant::now();
-    let replicas = replicas(&sockets, &config(&pebble, &state, "http-01"));
-    thread::sleep(Duration::from_secs(3));
-    assert_eq!(pebble.orders(), 0, "nobody orders under a live lease");
+    let mut replicas: Vec<Servy> = (0..2)
+        .map(|_| {
+            Servy::builder()
+                .config(&config)
+                .sockets(&sockets.http, &sockets.https)
+                .no_wait()
+                .start()
+        })
+        .collect();
+
+    // The lease names its holder: kill that process once its order is created at the CA,
+    // before pebble has validated it (about a second).
+    let lease = ca_dir(&pebble, &state).join("order.lease");
+    let mut holder = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while holder.is_none() && Instant::now() < deadline {
+        let text = std::fs::read_to_string(&lease).unwrap_or_default();
+        let pid: Option<u32> = text.split_whitespace().nth(2).and_then(|p| p.parse().ok());
+        holder = pid.and_then(|pid| replicas.iter().position(|r| r.pid() == pid));
+        thread::sleep(Duration::from_millis(1));
+    }
+    let holder = holder.expect("a replica took the order lease");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !replicas[holder].stderr().contains("acme: order created") {
+        assert!(Instant::now() < deadline, "{}", replicas[holder].stderr());
+        thread::sleep(Duration::from_millis(1));
+    }
+    replicas[holder].signal(libc::SIGKILL);
+    let killed_at = started.elapsed();
     assert!(
-        replicas
-            .iter()
-            .all(|r| r.stderr().contains("another replica is ordering")),
-        "{}",
-        replicas[0].stderr()
+        !ca_dir(&pebble, &state).join("certificate.pem").exists(),
+        "the holder finished its order before it was killed: the test proves nothing"
     );
+    let survivor = replicas.swap_remove(1 - holder);
+
     assert!(
-        eventually(Duration::from_secs(60), || replicas
-            .iter()
-            .any(|r| r.stderr().contains("taking over a stale order lease"))),
-        "no takeover\n{}",
-        replicas[0].stderr()
+        eventually(Duration::from_secs(90), || survivor
+            .stderr()
+            .contains("acme: certificate issued and installed")),
+        "the survivor never completed the order\n{}",
+        survivor.stderr()
     );
-    assert_one_order_served_by_all(&replicas, &pebble);
-    eprintln!("takeover and order: {:?} after start", started.elapsed());
+    let stderr = survivor.stderr();
+    assert!(stderr.contains("another replica is ordering"), "{stderr}");
+    assert!(
+        stderr.contains("taking over a stale order lease"),
+        "{stderr}"
+    );
+    assert_eq!(issued(&survivor), 1.0);
+    assert_eq!(pebble.orders(), 2, "the abandoned order and the survivor's");
+    let (status, chain) = fetch(&survivor, &client(&pebble), DOMAIN);
+    assert_eq!(status, 200);
+    assert_eq!(names(&chain[0]), [DOMAIN, WWW]);
+    eprintln!(
+        "holder killed {killed_at:?} after start; survivor served its own order {:?} after start",
+        started.elapsed()
+    );
 }
