@@ -15,8 +15,8 @@
 //! - 0-RTT: off (the TLS config from `tls::Tls::quic_config`; checked at start).
 //!
 //! The drain: the endpoint refuses new connections, every connection sends GOAWAY, its
-//! in-flight responses finish, and the client gets [`DRAIN_LINGER`] to take the last
-//! bytes and close before servy closes it.
+//! in-flight responses finish, and the client gets up to [`DRAIN_LINGER`] to take the
+//! last bytes and close before servy closes it.
 
 use std::convert::Infallible;
 use std::io;
@@ -48,8 +48,9 @@ use crate::config::LimitsConfig;
 /// opening a page makes one; dozens at once from the open internet is a flood.
 const RETRY_ABOVE: usize = 64;
 
-/// How long a draining connection waits, once its responses are written, for the
-/// client to take the last bytes and close (closing drops what is not yet acknowledged).
+/// How long a connection that is done (drained, or the client's GOAWAY) waits, once its
+/// responses are written, for the client to take the last bytes and close: closing
+/// discards what is not yet acknowledged.
 const DRAIN_LINGER: Duration = Duration::from_secs(1);
 
 /// Request body bytes read (and dropped) after a response: servy answers GET and HEAD,
@@ -279,6 +280,9 @@ async fn serve_connection<S: Http3Service>(
     let mut requests = JoinSet::new();
     let mut draining = *stop.borrow();
     loop {
+        if draining && requests.is_empty() {
+            break;
+        }
         tokio::select! {
             accepted = h3.accept() => match accepted {
                 Ok(Some(resolver)) => {
@@ -293,17 +297,14 @@ async fn serve_connection<S: Http3Service>(
                 // GOAWAY: requests already accepted are answered, later ones refused.
                 let _ = h3.shutdown(0).await;
             }
-            // Draining with every response written: the client gets a moment to take
-            // the last bytes and close, then the connection is closed here.
-            () = tokio::time::sleep(DRAIN_LINGER), if draining && requests.is_empty() => break,
         }
     }
-    // A closed connection fails its streams' writes at once; a GOAWAY lets them finish.
+    // A closed connection fails its streams' writes at once; an open one lets them finish.
     while requests.join_next().await.is_some() {}
-    if draining {
-        let _ = tokio::time::timeout(DRAIN_LINGER, quic.closed()).await;
-        quic.close(VarInt::from(Code::H3_NO_ERROR.value() as u32), b"");
-    }
+    // Dropping `h3` closes the connection, which discards what the client has not yet
+    // acknowledged: it gets a moment to take the last bytes and close first.
+    let _ = tokio::time::timeout(DRAIN_LINGER, quic.closed()).await;
+    drop(h3);
 }
 
 /// One request: servy's service answers it, the head and the body go out, the stream is

@@ -253,3 +253,36 @@ fn quic_connections_are_counted_and_sigterm_drains_them() {
         servy.stderr()
     );
 }
+
+#[test]
+fn a_response_in_flight_at_sigterm_finishes_before_the_connection_closes() {
+    let (dir, pki) = (TempDir::new(), Pki::new());
+    let a = pki.issue(&dir, "a", &["a.test"], 1, EXPIRY);
+    let mut servy = start(&a, "http3 = true");
+    let addr = servy.https.unwrap();
+    let expected = get(servy.http, "/search-index.json").body;
+    // A 16 KiB window: most of the 158 KB body is still on servy's side at SIGTERM.
+    let mut h3 = H3::connect_with_window(addr, "a.test", &pki.client(&[]), Some(16 * 1024))
+        .expect("an HTTP/3 connection");
+    let (body, clean) = h3.get_with_pause("/search-index.json", || {
+        servy.signal(libc::SIGTERM);
+        std::thread::sleep(Duration::from_millis(500));
+    });
+    assert!(clean, "the stream ended cleanly");
+    assert!(
+        body == expected,
+        "{} of {} bytes",
+        body.len(),
+        expected.len()
+    );
+    assert!(
+        h3.closed(Duration::from_secs(5)).is_some(),
+        "servy closes the connection"
+    );
+    assert!(servy.wait_exit(Duration::from_secs(10)).success());
+    assert!(
+        servy.wait_stderr(Duration::from_secs(1), "drained"),
+        "{}",
+        servy.stderr()
+    );
+}

@@ -36,6 +36,17 @@ pub struct H3Response {
 impl H3 {
     /// Connects to `addr` with SNI `name`, offering ALPN `h3`.
     pub fn connect(addr: SocketAddr, name: &str, tls: &ClientConfig) -> Result<H3, String> {
+        H3::connect_with_window(addr, name, tls, None)
+    }
+
+    /// As [`H3::connect`]; with `window`, each response stream may hold only that many
+    /// bytes the test has not read, so servy's writes wait for the test's reads.
+    pub fn connect_with_window(
+        addr: SocketAddr,
+        name: &str,
+        tls: &ClientConfig,
+        window: Option<u32>,
+    ) -> Result<H3, String> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -46,7 +57,13 @@ impl H3 {
         let (endpoint, connection, send) = runtime.block_on(async {
             let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap())
                 .map_err(|e| e.to_string())?;
-            endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
+            let mut client = quinn::ClientConfig::new(Arc::new(quic));
+            if let Some(window) = window {
+                let mut transport = quinn::TransportConfig::default();
+                transport.stream_receive_window(quinn::VarInt::from_u32(window));
+                client.transport_config(Arc::new(transport));
+            }
+            endpoint.set_default_client_config(client);
             let connecting = endpoint.connect(addr, name).map_err(|e| e.to_string())?;
             let connection = tokio::time::timeout(TIMEOUT, connecting)
                 .await
@@ -168,6 +185,44 @@ impl H3 {
             tokio::time::timeout(TIMEOUT, work)
                 .await
                 .map_err(|_| "timed out".to_string())?
+        })
+    }
+
+    /// GET `path`: the head, then `between()`, then the body; the body, and whether its
+    /// stream ended cleanly.
+    pub fn get_with_pause(&mut self, path: &str, between: impl FnOnce()) -> (Vec<u8>, bool) {
+        let request = axum::http::Request::get(format!("https://{}{path}", self.host))
+            .body(())
+            .expect("request");
+        let send = &mut self.send;
+        let mut stream = self.runtime.block_on(async {
+            let mut stream = send.send_request(request).await.expect("send request");
+            stream.finish().await.expect("finish request");
+            let head = stream.recv_response().await.expect("a response head");
+            assert_eq!(head.status(), 200, "GET {path}");
+            stream
+        });
+        between();
+        self.runtime.block_on(async {
+            let mut body = Vec::new();
+            let read = async {
+                loop {
+                    match stream.recv_data().await {
+                        Ok(Some(mut chunk)) => {
+                            while chunk.has_remaining() {
+                                let part = chunk.chunk();
+                                body.extend_from_slice(part);
+                                let n = part.len();
+                                chunk.advance(n);
+                            }
+                        }
+                        Ok(None) => return true,
+                        Err(_) => return false,
+                    }
+                }
+            };
+            let clean = tokio::time::timeout(TIMEOUT, read).await.unwrap_or(false);
+            (body, clean)
         })
     }
 
