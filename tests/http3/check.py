@@ -38,7 +38,7 @@ from aioquic.quic.connection import QuicConnection
 from curl_cffi import CurlHttpVersion, requests
 
 REPO = Path(__file__).resolve().parents[2]
-HTTP3 = 30  # CURLINFO_HTTP_VERSION for HTTP/3
+HTTP3 = 30  # what curl reports as the version used for HTTP/3 (CURL_HTTP_VERSION_3)
 FILE = "/"  # every site has one, and it is compressible
 
 
@@ -58,15 +58,15 @@ def free_ports(n: int) -> list[int]:
 
 
 class Servy:
-    def __init__(self, binary: Path, work: Path, certs: Path):
+    def __init__(self, binary: Path, work: Path, certs: Path, log_requests: bool = False, http3: bool = True):
         self.http, self.https, self.metrics = free_ports(3)
         conf = work / "servy.toml"
         conf.write_text(
             f'[http]\nlisten = ["127.0.0.1:{self.http}"]\n'
-            f'[https]\nlisten = ["127.0.0.1:{self.https}"]\nhttp3 = true\n'
+            f'[https]\nlisten = ["127.0.0.1:{self.https}"]\n' + ("http3 = true\n" if http3 else "") +
             f'[[https.certificates]]\ncert = "{certs / "fullchain.pem"}"\nkey = "{certs / "key.pem"}"\n'
             f'[metrics]\nlisten = ["127.0.0.1:{self.metrics}"]\n'
-            '[log]\nrequests = false\n')
+            f'[log]\nformat = "text"\nrequests = {"true" if log_requests else "false"}\n')
         self.log = open(work / "servy.log", "wb")
         self.proc = subprocess.Popen([str(binary), "--config", str(conf)], stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
