@@ -289,6 +289,7 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Ins
             let endpoints = Http3::serve(
                 listeners.quic,
                 tls.quic_config(),
+                config.https.handshake_timeout,
                 &config.limits,
                 https_service(),
                 &metrics.registry,

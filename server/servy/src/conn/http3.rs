@@ -10,6 +10,7 @@
 //!   whose address is not yet validated gets a Retry first (stateless), so a flood of
 //!   spoofed Initials cannot hold handshake state; below it nobody pays the round trip;
 //! - streams: [`super::H2_MAX_STREAMS`] requests at once per connection, as HTTP/2;
+//! - handshake: `https.handshake_timeout`, as TLS over TCP;
 //! - idle: `limits.header_read_timeout`, as HTTP/2's idle close;
 //! - header section: `limits.max_header_bytes`, as HTTP/2's header list;
 //! - 0-RTT: off (the TLS config from `tls::Tls::quic_config`; checked at start).
@@ -91,13 +92,16 @@ struct Shared {
 struct Limits {
     max_header_bytes: u64,
     body_read_timeout: Duration,
+    handshake_timeout: Duration,
 }
 
 impl Http3 {
-    /// Serves HTTP/3 with `service` on each socket, and advertises it with `alt_svc`.
+    /// Serves HTTP/3 with `service` on each socket, and advertises it with `alt_svc`. A
+    /// handshake gets `handshake_timeout`, as the https listener's.
     pub fn serve<S: Http3Service>(
         sockets: Vec<UdpSocket>,
         tls: rustls::ServerConfig,
+        handshake_timeout: Duration,
         limits: &LimitsConfig,
         service: S,
         registry: &Registry,
@@ -108,6 +112,7 @@ impl Http3 {
             limits: Limits {
                 max_header_bytes: limits.max_header_bytes as u64,
                 body_read_timeout: limits.header_read_timeout,
+                handshake_timeout,
             },
             metrics: QuicMetrics::register(registry),
             handshaking: AtomicUsize::new(0),
@@ -249,16 +254,23 @@ async fn serve_connection<S: Http3Service>(
         return;
     };
     shared.handshaking.fetch_add(1, Ordering::Relaxed);
+    let handshake = tokio::time::timeout(shared.limits.handshake_timeout, connecting);
     let connected = tokio::select! {
-        connected = connecting => Some(connected),
+        connected = handshake => Some(connected),
         _ = stop.changed() => None,
     };
     shared.handshaking.fetch_sub(1, Ordering::Relaxed);
     let connection = match connected {
-        Some(Ok(connection)) => connection,
-        Some(Err(e)) => {
+        Some(Ok(Ok(connection))) => connection,
+        Some(Ok(Err(e))) => {
             metrics.handshake_failures.inc();
             tracing::debug!(error = %e, "QUIC handshake failed");
+            return;
+        }
+        // Dropped unfinished, the connection is closed.
+        Some(Err(_)) => {
+            metrics.handshake_failures.inc();
+            tracing::debug!("QUIC handshake timed out");
             return;
         }
         None => return,
@@ -438,5 +450,36 @@ impl QuicMetrics {
             registry.register(c).expect("metric names are unique");
         }
         metrics
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// servy's own TLS config for QUIC (no certificate is needed to build it).
+    fn tls() -> rustls::ServerConfig {
+        let config = crate::config::HttpsConfig::default();
+        crate::tls::Tls::new(&config, &Registry::new())
+            .expect("no files to load")
+            .quic_config()
+    }
+
+    #[test]
+    fn an_endpoint_with_0rtt_on_is_refused() {
+        let limits = LimitsConfig::default();
+        assert!(server_config(tls(), &limits).is_ok());
+        let mut early = tls();
+        early.max_early_data_size = u32::MAX;
+        let refused = server_config(early, &limits).expect_err("0-RTT on");
+        assert!(refused.to_string().contains("0-RTT"), "{refused}");
+    }
+
+    #[test]
+    fn bodies_are_counted_only_for_statuses_that_carry_one() {
+        assert!(has_body_length(StatusCode::OK));
+        assert!(has_body_length(StatusCode::PARTIAL_CONTENT));
+        assert!(!has_body_length(StatusCode::NOT_MODIFIED));
+        assert!(!has_body_length(StatusCode::NO_CONTENT));
     }
 }

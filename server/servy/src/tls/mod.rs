@@ -206,3 +206,16 @@ impl Acceptor {
         Ok((tls, protocol))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quic_gets_alpn_h3_and_no_0rtt() {
+        let tls = Tls::new(&HttpsConfig::default(), &Registry::new()).expect("no files to load");
+        let quic = tls.quic_config();
+        assert_eq!(quic.alpn_protocols, vec![b"h3".to_vec()]);
+        assert_eq!(quic.max_early_data_size, 0, "0-RTT stays off");
+    }
+}
