@@ -30,6 +30,8 @@ use axum::extract::Request;
 use axum::http::{Method, StatusCode, header};
 use axum::response::Response;
 use bytes::{Buf, Bytes};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use h3::error::Code;
 use h3::server::{RequestResolver, RequestStream};
 use http_body_util::BodyExt;
@@ -38,7 +40,7 @@ use prometheus::{IntCounter, IntGauge, Registry};
 use quinn::crypto::rustls::QuicServerConfig;
 use quinn::{Endpoint, EndpointConfig, Incoming, TokioRuntime, TransportConfig, VarInt};
 use tokio::sync::{OwnedSemaphorePermit, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tower::{Service, ServiceExt};
 
 use super::alt_svc::AltSvc;
@@ -289,7 +291,9 @@ async fn serve_connection<S: Http3Service>(
             return;
         }
     };
-    let mut requests = JoinSet::new();
+    // Polled by this task, not spawned: a request is answered on the thread that read
+    // it, without a wake-up across threads.
+    let mut requests = FuturesUnordered::new();
     let mut draining = *stop.borrow();
     loop {
         if draining && requests.is_empty() {
@@ -298,12 +302,12 @@ async fn serve_connection<S: Http3Service>(
         tokio::select! {
             accepted = h3.accept() => match accepted {
                 Ok(Some(resolver)) => {
-                    requests.spawn(respond(resolver, service.clone(), shared.limits));
+                    requests.push(respond(resolver, service.clone(), shared.limits));
                 }
                 // The client's GOAWAY, its close, the idle timeout: no more requests.
                 Ok(None) | Err(_) => break,
             },
-            Some(_) = requests.join_next(), if !requests.is_empty() => {}
+            Some(()) = requests.next(), if !requests.is_empty() => {}
             _ = stop.changed(), if !draining => {
                 draining = true;
                 // GOAWAY: requests already accepted are answered, later ones refused.
@@ -312,7 +316,7 @@ async fn serve_connection<S: Http3Service>(
         }
     }
     // A closed connection fails its streams' writes at once; an open one lets them finish.
-    while requests.join_next().await.is_some() {}
+    while requests.next().await.is_some() {}
     // Dropping `h3` closes the connection, which discards what the client has not yet
     // acknowledged: it gets a moment to take the last bytes and close first.
     let _ = tokio::time::timeout(DRAIN_LINGER, quic.closed()).await;
