@@ -286,3 +286,35 @@ fn a_response_in_flight_at_sigterm_finishes_before_the_connection_closes() {
         servy.stderr()
     );
 }
+
+#[test]
+fn a_connection_past_limits_max_connections_is_refused_and_counted() {
+    let (dir, pki) = (TempDir::new(), Pki::new());
+    let a = pki.issue(&dir, "a", &["a.test"], 1, EXPIRY);
+    let servy = Servy::builder()
+        .config(&format!(
+            "[limits]\nmax_connections = 1\n{}",
+            config(&a, "http3 = true")
+        ))
+        .https()
+        .start();
+    let mut first = connect(&servy, &pki);
+    assert_eq!(first.get("/robots.txt").status, 200);
+    let second = H3::connect(servy.https.unwrap(), "a.test", &pki.client(&[]));
+    assert!(
+        second.is_err(),
+        "a second QUIC connection at max_connections = 1"
+    );
+    assert_eq!(metric(&servy, "servy_quic_refused_total"), Some(1.0));
+    // The first one is still served, and its slot is free again once it is closed.
+    assert_eq!(first.get("/robots.txt").status, 200);
+    first.close();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while H3::connect(servy.https.unwrap(), "a.test", &pki.client(&[])).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot was not given back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

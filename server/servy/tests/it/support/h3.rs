@@ -23,7 +23,7 @@ pub struct H3 {
     connection: quinn::Connection,
     send: h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>,
     host: String,
-    _endpoint: quinn::Endpoint,
+    endpoint: quinn::Endpoint,
 }
 
 /// The head and the whole body of one HTTP/3 response, and whether the stream ended
@@ -82,7 +82,7 @@ impl H3 {
             connection,
             send,
             host: name.to_string(),
-            _endpoint: endpoint,
+            endpoint,
         })
     }
 
@@ -224,6 +224,17 @@ impl H3 {
             let clean = tokio::time::timeout(TIMEOUT, read).await.unwrap_or(false);
             (body, clean)
         })
+    }
+
+    /// Closes the connection as a client does when it is done (CONNECTION_CLOSE, sent
+    /// before the client's runtime goes away).
+    pub fn close(self) {
+        self.connection
+            .close(quinn::VarInt::from_u32(0x100), b"done");
+        let endpoint = self.endpoint.clone();
+        self.runtime.block_on(async {
+            let _ = tokio::time::timeout(TIMEOUT, endpoint.wait_idle()).await;
+        });
     }
 
     /// Waits until the connection is closed (by servy), up to `within`; the reason.
