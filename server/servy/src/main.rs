@@ -300,10 +300,13 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Ins
         }
         // `listener_needs` made sure https listeners come with certificates.
         for listener in listeners.https {
-            let service = alt_svc.wrap(https_service());
-            server
-                .serve(listener, Transport::Tls(tls.acceptor()), service)
-                .map_err(Failure::startup)?;
+            let transport = Transport::Tls(tls.acceptor());
+            // Without HTTP/3 there is nothing to advertise, and no step to pay for.
+            match &http3 {
+                Some(_) => server.serve(listener, transport, alt_svc.wrap(https_service())),
+                None => server.serve(listener, transport, https_service()),
+            }
+            .map_err(Failure::startup)?;
         }
     }
     let profiler = config
