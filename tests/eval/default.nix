@@ -116,6 +116,20 @@
       "/blog/*".X-Robots-Tag = "noindex";
     };
   };
+  withHttp3 = eval {
+    enable = true;
+    openFirewall = true;
+    settings.https = {
+      listen = ["[::]:443"];
+      http3 = true;
+      certificates = [
+        {
+          cert = "/etc/servy/fullchain.pem";
+          key = "/etc/servy/key.pem";
+        }
+      ];
+    };
+  };
   disabled = eval {};
   acme = evalWith withCert {
     enable = true;
@@ -157,7 +171,10 @@
       true)
     (check "defaults: generated servy.toml" (generated defaults) {
       http.listen = ["[::]:8080"];
-      https.listen = [];
+      https = {
+        listen = [];
+        http3 = false;
+      };
       metrics = {
         listen = ["127.0.0.1:8081"];
         profiling = false;
@@ -182,6 +199,7 @@
         enable = true;
         wantedBy = ["sockets.target"];
         listenStreams = ["" "[::]:8080"];
+        listenDatagrams = [];
         socketConfig = {};
       })
     (check "defaults: the metrics socket listens on loopback, with the unit's filter kept"
@@ -189,6 +207,7 @@
         enable = true;
         wantedBy = ["sockets.target"];
         listenStreams = ["" "127.0.0.1:8081"];
+        listenDatagrams = [];
         socketConfig = {};
       })
     (check "defaults: the service waits for its socket (not wanted at boot)" (service defaults).wantedBy [])
@@ -196,12 +215,38 @@
     (check "defaults: the firewall stays closed" defaults.networking.firewall.allowedTCPPorts [])
     (check "defaults: no assertion fails" (failedAssertions defaults) [])
     (check "defaults: no HTTPS, so the https socket is masked" defaults.systemd.sockets.servy-https.enable false)
+    (check "defaults: no HTTP/3: the quic socket is masked, no UDP port, no sysctl" [
+      defaults.systemd.sockets.servy-quic.enable
+      defaults.networking.firewall.allowedUDPPorts
+      defaults.boot.kernel.sysctl
+    ] [false [] {}])
+    (check "http3: servy.toml says so, the quic socket listens on the https addresses" [
+      (generated withHttp3).https.http3
+      withHttp3.systemd.sockets.servy-quic.enable
+      withHttp3.systemd.sockets.servy-quic.wantedBy
+      withHttp3.systemd.sockets.servy-quic.listenDatagrams
+    ] [true true ["sockets.target"] ["" "[::]:443"]])
+    (check "http3: openFirewall opens 443 on TCP and UDP" [
+      withHttp3.networking.firewall.allowedTCPPorts
+      withHttp3.networking.firewall.allowedUDPPorts
+    ] [[8080 443] [443]])
+    (check "http3: the socket buffer ceilings are raised, as Caddy's module does" withHttp3.boot.kernel.sysctl {
+      "net.core.rmem_max" = 2500000;
+      "net.core.wmem_max" = 2500000;
+    })
+    (check "http3: no assertion fails" (failedAssertions withHttp3) [])
+    (check "the shipped quic socket is a datagram socket named quic, belonging to servy.service" [
+      (hasLine "FileDescriptorName=quic" (unitFile "servy-quic.socket"))
+      (hasLine "Service=servy.service" (unitFile "servy-quic.socket"))
+      (lib.hasInfix "\nListenDatagram=" (unitFile "servy-quic.socket"))
+    ] [true true true])
 
     (check "useACMEHost: servy.toml serves the credentials on 443, redirects http" (let
       g = generated acme;
     in [g.https g.http]) [
       {
         listen = ["[::]:443"];
+        http3 = false;
         certificates = [
           {
             cert = "fullchain.pem";
@@ -225,6 +270,7 @@
       enable = true;
       wantedBy = ["sockets.target"];
       listenStreams = ["" "[::]:443"];
+      listenDatagrams = [];
       socketConfig = {};
     })
     (check "useACMEHost: a renewal restarts servy (credentials are copied at start)"
@@ -294,6 +340,7 @@
       servy = false;
       servy-metrics = false;
       servy-https = false;
+      servy-quic = false;
     })
     (check "no socket activation: the service starts at boot" (service noActivation).wantedBy ["multi-user.target"])
     (check "no socket activation: servy binds the configured address itself" (generated noActivation).http.listen ["0.0.0.0:8080"])
@@ -375,6 +422,7 @@
       })))
       true)
     (rejects "https on the http port" {settings.https.listen = ["[::]:8080"];} ["services.servy.settings.https.listen" "http.listen"])
+    (rejects "http3 without an https address" {settings.https.http3 = true;} ["services.servy.settings.https.http3" "https.listen"])
     (typeError "a redirect status servy does not send" {settings.redirects.status = 303;})
     (typeError "an unknown log format" {settings.log.format = "xml";})
   ];

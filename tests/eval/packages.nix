@@ -128,9 +128,9 @@
     (check "the units the package installs exist in server/systemd"
       (map (u: builtins.pathExists (../../server + "/${u}")) installedUnits)
       (map (_: true) installedUnits))
-    (check "it installs the service and the three sockets, and the drop-in aside"
+    (check "it installs the service and the four sockets, and the drop-in aside"
     installedUnits
-    ["systemd/servy.service" "systemd/servy.socket" "systemd/servy-metrics.socket" "systemd/servy-https.socket" "systemd/servy.service.d/private-network.conf"])
+    ["systemd/servy.service" "systemd/servy.socket" "systemd/servy-metrics.socket" "systemd/servy-https.socket" "systemd/servy-quic.socket" "systemd/servy.service.d/private-network.conf"])
     (check "@bindir@ is replaced, and the build fails if it is not there"
       (lib.hasInfix "--replace-fail '@bindir@' \"$out/bin\"" demo.args.postInstall)
       true)

@@ -73,6 +73,14 @@ in {
         type = types.listOf types.port;
         default = [];
       };
+      networking.firewall.allowedUDPPorts = mkOption {
+        type = types.listOf types.port;
+        default = [];
+      };
+      boot.kernel.sysctl = mkOption {
+        type = types.attrsOf (types.either types.int types.str);
+        default = {};
+      };
       systemd.packages = mkOption {
         type = list;
         default = [];
@@ -137,6 +145,10 @@ in {
       };
       systemd.sockets = units {
         listenStreams = mkOption {
+          type = types.listOf types.str;
+          default = [];
+        };
+        listenDatagrams = mkOption {
           type = types.listOf types.str;
           default = [];
         };

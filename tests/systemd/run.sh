@@ -5,13 +5,14 @@
 # reload, the sandbox, a graceful stop, zero-downtime restarts under k6, MemoryMax, a
 # stalled journal under load, 10,000 idle connections under MemoryMax, the watchdog,
 # the private-network drop-in, a masked metrics socket, HTTPS (a certificate by
-# LoadCredential=, reloads, restarts under k6 over TLS), and an ACME certificate from
+# LoadCredential=, reloads, restarts under k6 over TLS), HTTP/3 on a passed UDP socket
+# (curl_cffi), and an ACME certificate from
 # pebble kept in the state directory across a restart. Prints PASS/FAIL per
 # check with what was measured, then "N passed, M failed"; exits non-zero on a failure.
 #
 #   sudo tests/systemd/run.sh
 #
-# Needs root, debootstrap, systemd-nspawn, curl, jq, k6, python3, openssl. The Debian root is built
+# Needs root, debootstrap, systemd-nspawn, curl, jq, k6, python3 (with curl_cffi), openssl. The Debian root is built
 # once and cached outside the repository (see root.sh); each run boots a fresh copy.
 # The container shares the host's network: servy listens on free loopback ports
 # (SERVY_TEST_PORT, default a free one in 20000-29999; metrics +1, https +2, redirects stub +10)
@@ -106,7 +107,11 @@ done
 # A small, fixed send buffer: loopback's autotuned one swallows a whole asset at once,
 # and a graceful stop would then have nothing left in flight to prove.
 printf 'SendBuffer=16K\n' >>"$ct_root/etc/systemd/system/servy.socket.d/test-port.conf"
-systemctl --root="$ct_root" enable servy.socket servy-metrics.socket servy-https.socket >/dev/null 2>&1
+# HTTP/3 on the https port's number, over UDP.
+mkdir -p "$ct_root/etc/systemd/system/servy-quic.socket.d"
+printf '[Socket]\nListenDatagram=\nListenDatagram=127.0.0.1:%s\n' "$https_port" \
+  >"$ct_root/etc/systemd/system/servy-quic.socket.d/test-port.conf"
+systemctl --root="$ct_root" enable servy.socket servy-metrics.socket servy-https.socket servy-quic.socket >/dev/null 2>&1
 # HTTPS: two certificates. "localhost" is root's alone (0600) and reaches servy's dynamic
 # user only through LoadCredential=; "direct.test" is a file servy reads itself, so a
 # reload can be seen re-reading it (systemd copies credentials at start only).
@@ -132,6 +137,9 @@ min_refresh_interval = "1s"
 [log]
 level = "info"
 format = "auto"
+
+[https]
+http3 = true
 
 # A name relative to the credentials directory (LoadCredential=), then absolute paths.
 [[https.certificates]]
@@ -305,6 +313,18 @@ cred_mode=$(ct stat -c '%a %U' /etc/servy/tls/key.pem)
 [ "$https_code" = "200 2" ] && [ "$(served localhost)" = "$(fingerprint "$work/tls-cred/fullchain.pem")" ] &&
   [ "$(served direct.test)" = "$(fingerprint "$work/tls-direct/fullchain.pem")" ] && [ "$cred_mode" = "600 root" ]
 verdict $? "https: $https_base/ → ${https_code/ 2/ over HTTP/2}, verified; its key (mode $cred_mode) reached servy by LoadCredential=; SNI picks each certificate"
+# HTTP/3 on the passed quic socket, with curl_cffi's libcurl (HTTP/3 only), and its
+# advertisement over HTTP/2.
+h3_answer=$(python3 -c '
+import sys
+from curl_cffi import CurlHttpVersion, requests
+r = requests.get(sys.argv[1], http_version=CurlHttpVersion.V3ONLY, verify=sys.argv[2], timeout=10)
+print(r.status_code, r.http_version, len(r.content))' "$https_base/" "$work/tls-cred/ca.pem" 2>&1 | tail -n1)
+h2_size=$(curl -sS -m 10 -o /dev/null -w '%{size_download}' --cacert "$work/tls-cred/ca.pem" "$https_base/" || true)
+alt_svc=$(curl -sS -m 10 -D - -o /dev/null --cacert "$work/tls-cred/ca.pem" "$https_base/" |
+  tr -d '\r' | sed -n 's/^alt-svc: //Ip')
+[ "$h3_answer" = "200 30 $h2_size" ] && [ "$alt_svc" = "h3=\":$https_port\"; ma=86400" ]
+verdict $? "http3: servy-quic.socket passed as \"quic\": $https_base/ over HTTP/3 → $h3_answer (status, version, bytes; $h2_size over HTTP/2); Alt-Svc over HTTP/2: $alt_svc"
 # New files for both, then systemctl reload (SIGHUP): the file servy reads is served anew
 # at once, by the same process; the credential stays systemd's copy from the start.
 bash "$repo/tests/tls/mkcert.sh" "$work/tls-cred2" localhost 127.0.0.1

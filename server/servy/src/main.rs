@@ -36,8 +36,9 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderValue;
 use cli::Command;
 use config::Config;
+use conn::http3::Http3;
 use conn::listeners::{self, Listeners};
-use conn::{Server, Transport, zero_copy};
+use conn::{AltSvc, Server, Transport, zero_copy};
 use metrics::{Metrics, Readiness};
 use request::{AppState, https_redirect};
 use short_links::{Redirects, Refresher};
@@ -100,7 +101,12 @@ fn run(args: cli::Args) -> Result<(), Failure> {
     if args.command == Command::Check {
         // Sockets systemd may pass are unknown here: only configured addresses count, and
         // a need they leave open is a note, not a refusal.
-        if let Err(need) = listener_needs(&config, config.https.listen.len(), tls.is_some()) {
+        if let Err(need) = listener_needs(
+            &config,
+            config.https.listen.len(),
+            config.https.listen.len(),
+            tls.is_some(),
+        ) {
             eprintln!(
                 "servy: note: {need}, unless systemd passes an \"https\" socket when serving"
             );
@@ -136,10 +142,16 @@ fn run(args: cli::Args) -> Result<(), Failure> {
         &config.http.listen,
         &config.metrics.listen,
         &config.https.listen,
+        config.https.http3,
     )
     .map_err(Failure::startup)?;
-    listener_needs(&config, listeners.https.len(), state.tls.is_some())
-        .map_err(|need| Failure::Config(need.into()))?;
+    listener_needs(
+        &config,
+        listeners.https.len(),
+        listeners.quic.len(),
+        state.tls.is_some(),
+    )
+    .map_err(|need| Failure::Config(need.into()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -225,6 +237,7 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Ins
         .filter_map(|l| l.local_addr().ok())
         .collect();
     let mut server = Server::new(&config.limits, zero_copy, &metrics.registry);
+    let mut http3 = None;
     let app = AppState {
         site,
         rules,
@@ -261,18 +274,39 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Ins
             .hsts
             .as_deref()
             .and_then(|v| HeaderValue::from_str(v).ok());
-        // `listener_needs` made sure https listeners come with certificates.
-        for listener in listeners.https {
-            let service = request::https_service(
+        let https_service = || {
+            request::https_service(
                 app.clone(),
                 metrics.clone(),
                 &config.limits,
                 request_log.clone(),
                 hsts.clone(),
-            );
-            server
-                .serve(listener, Transport::Tls(tls.acceptor()), service)
-                .map_err(Failure::startup)?;
+            )
+        };
+        // HTTP/3 first, so its advertisement is on before the first HTTPS response.
+        let alt_svc = AltSvc::default();
+        if !listeners.quic.is_empty() {
+            let endpoints = Http3::serve(
+                listeners.quic,
+                tls.quic_config(),
+                config.https.handshake_timeout,
+                &config.limits,
+                https_service(),
+                &metrics.registry,
+                alt_svc.clone(),
+            )
+            .map_err(Failure::startup)?;
+            http3 = Some(endpoints);
+        }
+        // `listener_needs` made sure https listeners come with certificates.
+        for listener in listeners.https {
+            let transport = Transport::Tls(tls.acceptor());
+            // Without HTTP/3 there is nothing to advertise, and no step to pay for.
+            match &http3 {
+                Some(_) => server.serve(listener, transport, alt_svc.wrap(https_service())),
+                None => server.serve(listener, transport, https_service()),
+            }
+            .map_err(Failure::startup)?;
         }
     }
     let profiler = config
@@ -330,8 +364,18 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Ins
     readiness.clear();
     let stopping = Instant::now();
     tracing::info!(grace = ?config.limits.shutdown_grace, "shutting down: draining connections");
+    let grace = config.limits.shutdown_grace;
+    let drain = async {
+        match http3 {
+            Some(http3) => {
+                let (tcp, quic) = tokio::join!(server.drain(grace), http3.drain(grace));
+                tcp && quic
+            }
+            None => server.drain(grace).await,
+        }
+    };
     tokio::select! {
-        drained = server.drain(config.limits.shutdown_grace) => if drained {
+        drained = drain => if drained {
             tracing::info!("drained");
         } else {
             tracing::warn!("grace period over; closing the remaining connections");
@@ -346,7 +390,15 @@ async fn serve(config: Config, listeners: Listeners, state: State) -> Result<Ins
 /// (systemd may pass an "https" socket the config does not name). Checked as soon as
 /// they are open, before anything is served, so a mismatch is a config error (exit 78)
 /// and never a site that is half up.
-fn listener_needs(config: &Config, https_listeners: usize, tls: bool) -> Result<(), String> {
+fn listener_needs(
+    config: &Config,
+    https_listeners: usize,
+    quic_sockets: usize,
+    tls: bool,
+) -> Result<(), String> {
+    if config.https.http3 && quic_sockets == 0 {
+        return Err("https.http3 needs UDP sockets: an https listener (https.listen, or a passed \"https\" socket) or a passed \"quic\" socket".into());
+    }
     if config.acme.enabled()
         && config.acme.challenge == config::AcmeChallenge::TlsAlpn01
         && https_listeners == 0

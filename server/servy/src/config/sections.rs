@@ -77,6 +77,9 @@ pub struct HttpsConfig {
     /// Kubernetes Secret); a change reloads them as SIGHUP does.
     #[serde(with = "duration")]
     pub watch_interval: Duration,
+    /// HTTP/3: QUIC on UDP at the https addresses (or on a socket systemd passes as
+    /// `quic`), with the same certificates, and `Alt-Svc` on HTTPS responses.
+    pub http3: bool,
 }
 
 /// One certificate: PEM chain (leaf first) and PEM private key. A relative path is a
@@ -294,6 +297,7 @@ impl Default for HttpsConfig {
             handshake_timeout: Duration::from_secs(10),
             certificates: Vec::new(),
             watch_interval: Duration::from_secs(10),
+            http3: false,
         }
     }
 }

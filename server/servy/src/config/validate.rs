@@ -253,6 +253,9 @@ fn across_sections(config: &Config) -> Result<(), ConfigError> {
             "https.listen is set but https.certificates is empty and [acme] is off".into(),
         );
     }
+    if no_certificates && config.https.http3 {
+        return refuse("https.http3 needs https.certificates or [acme]".into());
+    }
     if no_certificates && config.http.redirect_to_https {
         return refuse("http.redirect_to_https needs https.certificates or [acme]".into());
     }
@@ -340,6 +343,7 @@ mod tests {
                 "https.certificates is empty",
             ),
             ("[http]\nredirect_to_https = true\n", "redirect_to_https"),
+            ("[https]\nhttp3 = true\n", "https.http3 needs"),
             (
                 "[https]\nlisten = [\"127.0.0.1:8080\"]\n[[https.certificates]]\ncert = \"c\"\nkey = \"k\"\n",
                 "http.listen and https.listen both contain 127.0.0.1:8080",

@@ -35,6 +35,12 @@ impl ConnectionCap {
             .expect("the semaphore is never closed")
     }
 
+    /// A slot now, or `None` at the cap: QUIC has no backlog to leave a connection
+    /// waiting in, so HTTP/3 refuses it instead (`http3.rs`).
+    pub fn try_admit(&self) -> Option<OwnedSemaphorePermit> {
+        self.open.clone().try_acquire_owned().ok()
+    }
+
     /// Resolves once every connection has closed.
     pub async fn all_closed(&self) {
         let _all = self

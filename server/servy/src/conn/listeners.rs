@@ -1,14 +1,15 @@
-//! The listeners, `http`, `https` and `metrics`: inherited from systemd by
-//! `FileDescriptorName`, else bound from the config. The first thing a request meets.
+//! The listeners, `http`, `https` and `metrics`, and with `[https] http3` the UDP socket
+//! `quic`: inherited from systemd by `FileDescriptorName`, else bound from the config
+//! (`quic` at the https listeners' own addresses). The first thing a request meets.
 //!
 //! The only `unsafe` in servy lives here, at the systemd boundary: an inherited fd is
-//! taken over, checked (a listening TCP socket?), made non-blocking, then used as a safe
-//! `TcpListener`.
+//! taken over, checked (a listening TCP socket? an IP datagram socket?), made
+//! non-blocking, then used as a safe `TcpListener` or `UdpSocket`.
 #![allow(unsafe_code)]
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Bound or inherited sockets, non-blocking, ready for the runtime.
@@ -16,6 +17,8 @@ pub struct Listeners {
     pub http: Vec<TcpListener>,
     pub metrics: Vec<TcpListener>,
     pub https: Vec<TcpListener>,
+    /// HTTP/3's UDP sockets; empty unless `[https] http3` is on.
+    pub quic: Vec<UdpSocket>,
     /// True if at least one socket came from systemd.
     pub inherited: bool,
 }
@@ -24,7 +27,8 @@ pub struct Listeners {
 pub enum ListenError {
     /// `LISTEN_FDS`/`LISTEN_FDNAMES` are inconsistent.
     Activation(io::Error),
-    /// An inherited fd is not what a `.socket` unit with `ListenStream=` passes.
+    /// An inherited fd is not what a `.socket` unit with `ListenStream=` (or, for
+    /// `quic`, `ListenDatagram=`) passes.
     NotListening {
         fd: RawFd,
         name: String,
@@ -43,6 +47,9 @@ impl fmt::Display for ListenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ListenError::Activation(e) => write!(f, "reading sockets passed by systemd: {e}"),
+            ListenError::NotListening { fd, name, why } if name == "quic" => {
+                write!(f, "fd {fd} passed as {name:?} is not a UDP socket: {why}")
+            }
             ListenError::NotListening { fd, name, why } => {
                 write!(
                     f,
@@ -62,15 +69,18 @@ impl fmt::Display for ListenError {
 impl std::error::Error for ListenError {}
 
 /// Takes the sockets systemd passed (matched by name), and binds the configured
-/// addresses for a name systemd passed nothing for. Any other passed fd is closed.
+/// addresses for a name systemd passed nothing for. Any other passed fd is closed, and
+/// so is a passed `quic` socket when `http3` is off.
 pub fn open(
     http: &[SocketAddr],
     metrics: &[SocketAddr],
     https: &[SocketAddr],
+    http3: bool,
 ) -> Result<Listeners, ListenError> {
     let mut passed_http = Vec::new();
     let mut passed_metrics = Vec::new();
     let mut passed_https = Vec::new();
+    let mut passed_quic = Vec::new();
     // LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES are systemd's protocol, read by sd-notify.
     for (fd, name) in sd_notify::listen_fds_with_names().map_err(ListenError::Activation)? {
         // SAFETY: sd-notify yields only fds in systemd's range (3 .. 3+LISTEN_FDS) and
@@ -82,6 +92,14 @@ pub fn open(
             "http" => passed_http.push(take_listener(owned, &name)?),
             "metrics" => passed_metrics.push(take_listener(owned, &name)?),
             "https" => passed_https.push(take_listener(owned, &name)?),
+            "quic" if http3 => passed_quic.push(take_datagram(owned, &name)?),
+            "quic" => {
+                tracing::warn!(
+                    fd,
+                    "ignoring the passed \"quic\" socket: https.http3 is off"
+                );
+                drop(owned);
+            }
             other => {
                 tracing::warn!(
                     fd,
@@ -92,8 +110,10 @@ pub fn open(
             }
         }
     }
-    let inherited =
-        !passed_http.is_empty() || !passed_metrics.is_empty() || !passed_https.is_empty();
+    let inherited = !passed_http.is_empty()
+        || !passed_metrics.is_empty()
+        || !passed_https.is_empty()
+        || !passed_quic.is_empty();
     let http = if passed_http.is_empty() {
         bind("http", http)?
     } else {
@@ -109,6 +129,16 @@ pub fn open(
     } else {
         passed_https
     };
+    // UDP at each https listener's own address (its port too, when it was bound to
+    // port 0), so `Alt-Svc` can name the same port.
+    let quic = match (http3, passed_quic.is_empty()) {
+        (false, _) => Vec::new(),
+        (true, false) => passed_quic,
+        (true, true) => {
+            let addrs: Vec<SocketAddr> = https.iter().filter_map(|l| l.local_addr().ok()).collect();
+            bind_udp(&addrs)?
+        }
+    };
     if http.is_empty() {
         return Err(ListenError::NoHttp);
     }
@@ -116,6 +146,7 @@ pub fn open(
         http,
         metrics,
         https,
+        quic,
         inherited,
     })
 }
@@ -133,6 +164,47 @@ fn bind(name: &'static str, addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, Li
             Ok(l)
         })
         .collect()
+}
+
+fn bind_udp(addrs: &[SocketAddr]) -> Result<Vec<UdpSocket>, ListenError> {
+    addrs
+        .iter()
+        .map(|&addr| {
+            let bind_error = |error| ListenError::Bind {
+                name: "quic",
+                addr,
+                error,
+            };
+            let socket = UdpSocket::bind(addr).map_err(bind_error)?;
+            socket.set_nonblocking(true).map_err(bind_error)?;
+            Ok(socket)
+        })
+        .collect()
+}
+
+/// Checks that `fd` is an IPv4/IPv6 datagram socket, then makes it non-blocking.
+fn take_datagram(fd: OwnedFd, name: &str) -> Result<UdpSocket, ListenError> {
+    let raw = fd.as_raw_fd();
+    let refuse = |why: String| ListenError::NotListening {
+        fd: raw,
+        name: name.to_string(),
+        why,
+    };
+    let sockopt = |opt| sockopt_int(&fd, opt).map_err(|e| refuse(e.to_string()));
+    if sockopt(libc::SO_TYPE)? != libc::SOCK_DGRAM {
+        return Err(refuse(
+            "not a datagram socket (ListenDatagram= is needed)".into(),
+        ));
+    }
+    let domain = sockopt(libc::SO_DOMAIN)?;
+    if domain != libc::AF_INET && domain != libc::AF_INET6 {
+        return Err(refuse("not an IP socket".into()));
+    }
+    let socket = UdpSocket::from(fd);
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| refuse(e.to_string()))?;
+    Ok(socket)
 }
 
 /// Checks that `fd` is a listening IPv4/IPv6 stream socket, then makes it non-blocking.
@@ -214,6 +286,19 @@ mod tests {
     fn a_datagram_socket_is_refused() {
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         assert!(refusal(OwnedFd::from(udp)).contains("stream"));
+    }
+
+    #[test]
+    fn a_udp_socket_is_taken_as_quic_and_a_tcp_listener_is_not() {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = udp.local_addr().unwrap();
+        let taken = take_datagram(OwnedFd::from(udp), "quic").expect("a UDP socket");
+        assert_eq!(taken.local_addr().unwrap(), addr);
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        match take_datagram(OwnedFd::from(l), "quic") {
+            Err(e) => assert!(e.to_string().contains("not a UDP socket"), "{e}"),
+            Ok(_) => panic!("took a TCP listener as the quic socket"),
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The connection layer: accepting connections on every listener and running HTTP on
 //! them, and the drain at shutdown. First on the request path: `listeners` opens the
 //! sockets, this loop accepts, `http1`/`http2` speak the protocol, and each request goes
-//! to the request layer (`request/`) as a [`RequestService`].
+//! to the request layer (`request/`) as a [`RequestService`]. HTTP/3 has its own
+//! endpoint and loop (`http3.rs`), advertised on the https listener by `alt_svc.rs`.
 //!
 //! Each listener has a [`Transport`]: plain connections sniff HTTP/1 vs h2c; TLS
 //! connections do the handshake (in `tls`) and let ALPN choose.
@@ -9,10 +10,12 @@
 //! hyper-util's connection builder is used directly rather than `axum::serve`, which
 //! cannot set a header-read timeout (slowloris).
 
+mod alt_svc;
 mod cap;
 mod held_response;
 mod http1;
 mod http2;
+pub mod http3;
 pub mod listeners;
 mod send_rate;
 pub mod zero_copy;
@@ -42,6 +45,8 @@ use cap::ConnectionCap;
 use send_rate::{ResetOnClose, SendRate, SendRule};
 
 use zero_copy::ZeroCopy;
+
+pub use alt_svc::AltSvc;
 
 /// Streams one HTTP/2 connection may have open at once (nginx's default).
 const H2_MAX_STREAMS: u32 = 128;

@@ -106,6 +106,25 @@ impl Tls {
         self.acceptor.clone()
     }
 
+    /// The TLS side of HTTP/3 (`conn/http3.rs`): TLS 1.3 only (QUIC has no other), ALPN
+    /// `h3`, and the same resolver, so a reload or an ACME renewal reaches QUIC too.
+    /// 0-RTT stays off: `max_early_data_size` is rustls' default, 0 (replayable requests
+    /// are not worth a round trip saved on a static site).
+    pub fn quic_config(&self) -> ServerConfig {
+        let mut config = ServerConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .expect("ring supports TLS 1.3")
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(resolver::Resolver(self.certificates.clone())));
+        config.alpn_protocols = vec![b"h3".to_vec()];
+        config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
+        if let Ok(ticketer) = rustls::crypto::ring::Ticketer::new() {
+            config.ticketer = ticketer;
+        }
+        debug_assert_eq!(config.max_early_data_size, 0, "0-RTT stays off");
+        config
+    }
+
     pub fn certificates(&self) -> Arc<Certificates> {
         self.certificates.clone()
     }
@@ -185,5 +204,18 @@ impl Acceptor {
             _ => Protocol::Http1,
         };
         Ok((tls, protocol))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quic_gets_alpn_h3_and_no_0rtt() {
+        let tls = Tls::new(&HttpsConfig::default(), &Registry::new()).expect("no files to load");
+        let quic = tls.quic_config();
+        assert_eq!(quic.alpn_protocols, vec![b"h3".to_vec()]);
+        assert_eq!(quic.max_early_data_size, 0, "0-RTT stays off");
     }
 }

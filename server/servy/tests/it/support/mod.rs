@@ -8,6 +8,7 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod h3;
 pub mod http;
 pub mod pebble;
 pub mod tls;
@@ -134,6 +135,8 @@ pub struct Builder {
     args: Vec<String>,
     pass_sockets: bool,
     pass_https: bool,
+    /// Also pass a UDP socket named `quic` (with `pass_https`).
+    pass_quic: bool,
     /// Listeners the test bound itself (`http`, `https`), passed instead of fresh ones.
     given: Option<(TcpListener, TcpListener)>,
     wait_ready: bool,
@@ -169,6 +172,14 @@ impl Builder {
     /// Also pass a third socket, `https` (the config must then have certificates).
     pub fn https(mut self) -> Self {
         self.pass_https = true;
+        self
+    }
+
+    /// Also pass an `https` socket and a UDP socket named `quic`, bound to a port of
+    /// its own (`Servy::quic`), as `servy-quic.socket` does.
+    pub fn quic(mut self) -> Self {
+        self.pass_https = true;
+        self.pass_quic = true;
         self
     }
 
@@ -220,6 +231,8 @@ pub struct Servy {
     pub metrics: SocketAddr,
     /// The https listener, when [`Builder::https`] asked for one.
     pub https: Option<SocketAddr>,
+    /// The passed `quic` socket, when [`Builder::quic`] asked for one.
+    pub quic: Option<SocketAddr>,
     child: Option<Child>,
     notify: Collected,
     stderr: Collected,
@@ -242,6 +255,7 @@ impl Servy {
             args: Vec::new(),
             pass_sockets: true,
             pass_https: false,
+            pass_quic: false,
             given: None,
             wait_ready: true,
             journal_stream: false,
@@ -279,6 +293,7 @@ impl Servy {
             .stderr(Stdio::piped());
 
         let mut https_socket = None;
+        let mut quic_socket = None;
         let (given_http, given_https) = b.given.map_or((None, None), |(h, s)| (Some(h), Some(s)));
         let (http, metrics, sockets) = if b.pass_sockets {
             let http =
@@ -294,12 +309,28 @@ impl Servy {
             if b.pass_https {
                 let https = given_https
                     .unwrap_or_else(|| TcpListener::bind("127.0.0.1:0").expect("bind https"));
-                cmd.env("LISTEN_FDS", "3")
-                    .env("LISTEN_FDNAMES", "http:metrics:https");
-                pass_fds(
-                    &mut cmd,
-                    [http.as_raw_fd(), metrics.as_raw_fd(), https.as_raw_fd()],
-                );
+                if b.pass_quic {
+                    let quic = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind quic");
+                    cmd.env("LISTEN_FDS", "4")
+                        .env("LISTEN_FDNAMES", "http:metrics:https:quic");
+                    pass_fds(
+                        &mut cmd,
+                        [
+                            http.as_raw_fd(),
+                            metrics.as_raw_fd(),
+                            https.as_raw_fd(),
+                            quic.as_raw_fd(),
+                        ],
+                    );
+                    quic_socket = Some(quic);
+                } else {
+                    cmd.env("LISTEN_FDS", "3")
+                        .env("LISTEN_FDNAMES", "http:metrics:https");
+                    pass_fds(
+                        &mut cmd,
+                        [http.as_raw_fd(), metrics.as_raw_fd(), https.as_raw_fd()],
+                    );
+                }
                 https_socket = Some(https);
             } else {
                 cmd.env("LISTEN_FDS", "2")
@@ -312,6 +343,7 @@ impl Servy {
             (http, metrics, None)
         };
         let https = https_socket.as_ref().map(|l| l.local_addr().expect("addr"));
+        let quic = quic_socket.as_ref().map(|s| s.local_addr().expect("addr"));
         // The suite runs once more with the other `zero_copy` mode (tests/run.sh); a
         // test's own setting still wins.
         if let Ok(mode) = std::env::var("SERVY_TEST_ZERO_COPY") {
@@ -326,6 +358,7 @@ impl Servy {
         // connections instead of leaving them queued in a backlog nobody accepts from.
         drop(sockets);
         drop(https_socket);
+        drop(quic_socket);
 
         let stderr = Collected::default();
         let stdout = Collected::default();
@@ -342,6 +375,7 @@ impl Servy {
             http,
             metrics,
             https,
+            quic,
             child: Some(child),
             notify,
             stderr,
