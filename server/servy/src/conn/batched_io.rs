@@ -25,6 +25,9 @@ use super::send_rate::ResetOnClose;
 /// what the socket takes unsent (`NOTSENT_LOWAT`), so one batch is one write.
 pub const BATCH_BYTES: usize = 128 * 1024;
 
+/// What an h2c connection's buffer keeps between turns; a larger one is given back.
+const KEEP_IDLE_BYTES: usize = 16 * 1024;
+
 /// A connection's transport that gathers writes until told to send them.
 pub trait Batch: ResetOnClose + Send + 'static {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>>;
@@ -373,6 +376,9 @@ where
         }
         self.out.clear();
         self.sent = 0;
+        if self.out.capacity() > KEEP_IDLE_BYTES {
+            self.out = Vec::new(); // an idle connection holds no batch
+        }
         Poll::Ready(Ok(()))
     }
 
