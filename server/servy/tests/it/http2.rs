@@ -32,7 +32,7 @@ fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
 }
 
 /// The preface, and windows as large as allowed: flow control never holds servy back.
-fn preface() -> Vec<u8> {
+pub fn preface() -> Vec<u8> {
     let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     // SETTINGS_INITIAL_WINDOW_SIZE (0x4) = 2^31 - 1.
     out.extend(frame(0x4, 0, 0, &[0, 4, 0x7f, 0xff, 0xff, 0xff]));
@@ -43,7 +43,7 @@ fn preface() -> Vec<u8> {
 
 /// HEADERS, END_STREAM | END_HEADERS: `GET path`. :method GET and the scheme from the
 /// static table, :path and :authority as literals without indexing (HPACK, RFC 7541).
-fn get_frame(stream: u32, https: bool, path: &str) -> Vec<u8> {
+pub fn get_frame(stream: u32, https: bool, path: &str) -> Vec<u8> {
     let mut block = vec![
         0x82,
         if https { 0x87 } else { 0x86 },
