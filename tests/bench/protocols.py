@@ -14,6 +14,12 @@ whole process tree (/proc/PID/stat) and its write syscalls (`syscw`, /proc/PID/i
     cargo build --release -p servy --bin servy --example hyper_floor
     tests/bench/protocols.py [--requests 50000] [--rounds 2]
 
+`--baseline BIN` adds `servy-base`, a servy built from another commit, run right after
+servy in every round, so a change is compared in one run. `--accept-encoding 'br, gzip'`
+loads the compressed variants instead (each server then sends what it chooses), and
+`--connections 100 --streams 100` a heavier load; each run also prints the 99th
+percentile of h2load's request times (from its --log-file).
+
 Logs are off everywhere (servy `log.requests = false`, nginx `access_log off`, h2o
 without `access-log`). nginx-light serves no h2c, and h2load's pipelined HTTP/1.1 is the
 same load for all. Prints a Markdown table (also report.md in --out); exits 1 if any
@@ -25,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
+import tempfile
 import re
 import shutil
 import subprocess
@@ -45,7 +53,7 @@ PATHS = ["/", "/blog/", "/blog/first-post/", "/style.css", "/assets/app.3f2a9c1e
 # (label, TLS, HTTP/1.1): the table's columns.
 PROTOCOLS = [("HTTP/2 over TLS", True, False), ("HTTP/1.1 over TLS", True, True), ("h2c", False, False),
              ("HTTP/1.1, pipelined", False, True)]
-SERVERS = ["servy", "h2o", "nginx", "floor"]
+SERVERS = ["servy", "servy-base", "h2o", "nginx", "floor"]
 
 
 def writes(pid: int) -> int:
@@ -60,21 +68,36 @@ def writes(pid: int) -> int:
     return total
 
 
-def h2load(url: str, h1: bool, requests: int, cpu: int) -> tuple[int, str]:
-    cmd = ["taskset", "-c", str(cpu), "h2load", "-n", str(requests), "-c", "10", "-m", "10",
-           "-H", "accept-encoding: identity"] + (["--h1"] if h1 else []) + [url + p for p in PATHS]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+def h2load(url: str, h1: bool, requests: int, cpu: int, args: argparse.Namespace) -> tuple[int, str, float]:
+    """Failed requests, the protocol h2load negotiated, and the p99 request time in ms."""
+    fd, log_file = tempfile.mkstemp(prefix="h2load-", suffix=".log")
+    os.close(fd)
+    cmd = ["taskset", "-c", str(cpu), "h2load", "-n", str(requests), "-c", str(args.connections),
+           "-m", str(args.streams), "-H", f"accept-encoding: {args.accept_encoding}", "--log-file", log_file
+           ] + (["--h1"] if h1 else []) + [url + p for p in PATHS]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        # One line per request: start (µs since the epoch), status, time taken (µs).
+        with open(log_file) as f:
+            took = sorted(int(line.split()[2]) for line in f if line.strip())
+    finally:
+        os.unlink(log_file)
     m = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", proc.stdout)
     if proc.returncode != 0 or not m:
         raise RuntimeError(f"h2load failed (exit {proc.returncode}):\n{proc.stdout[-1500:]}{proc.stderr[-500:]}")
     protocol = re.search(r"Application protocol: (\S+)", proc.stdout)
     done, ok = int(m.group(1)), int(m.group(2))
-    return done - ok, protocol.group(1) if protocol else "?"
+    p99 = took[min(len(took) - 1, len(took) * 99 // 100)] / 1000 if took else float("nan")
+    return done - ok, protocol.group(1) if protocol else "?", p99
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--servy", type=Path, default=REPO / "server" / "target" / "release" / "servy")
+    ap.add_argument("--baseline", type=Path, help="servy built from another commit: adds servy-base")
+    ap.add_argument("--accept-encoding", default="identity")
+    ap.add_argument("--connections", type=int, default=10)
+    ap.add_argument("--streams", type=int, default=10, help="per connection (HTTP/1.1: pipelined)")
     ap.add_argument("--floor", type=Path, default=REPO / "server" / "target" / "release" / "examples" / "hyper_floor")
     ap.add_argument("--servers", default=",".join(SERVERS))
     ap.add_argument("--requests", type=int, default=50000, help="per run (HTTP/1.1 runs send half)")
@@ -88,9 +111,15 @@ def main() -> int:
             log(f"{tool} not found")
             return 2
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    if args.baseline and "servy-base" not in servers:
+        servers.insert(servers.index("servy") + 1 if "servy" in servers else 0, "servy-base")
+    if "servy-base" in servers and not args.baseline:
+        ap.error("servy-base needs --baseline BIN")
     if set(servers) - set(SERVERS):
         ap.error(f"unknown server: {', '.join(set(servers) - set(SERVERS))}")
     args.servy, args.floor = args.servy.resolve(), args.floor.resolve()
+    if args.baseline:
+        args.baseline = args.baseline.resolve()
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = (args.out or REPO / "tests" / "out" / f"protocols-{stamp}").resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -105,17 +134,18 @@ def main() -> int:
     def make(name: str, tls: bool):
         workdir = out / f"{name}-{'tls' if tls else 'plain'}"
         cpu = args.server_cpu
-        if name == "servy":
+        if name in ("servy", "servy-base"):
+            binary = args.servy if name == "servy" else args.baseline
             if tls:
-                return ServyTls(workdir, cpu, args.servy, "", False, "", False, cert=cert, key=key)
-            return Servy(workdir, cpu, args.servy, "", False, request_log=False)
+                return ServyTls(workdir, cpu, binary, "", False, "", False, cert=cert, key=key)
+            return Servy(workdir, cpu, binary, "", False, request_log=False)
         if name == "nginx":
             return NginxTls(workdir, cpu, site, [], cert=cert, key=key) if tls else Nginx(workdir, cpu, site, [])
         if name == "h2o":
             return H2o(workdir, cpu, site, [], tls=(cert, key) if tls else None)
         return Floor(workdir, cpu, args.floor, "current-thread", (cert, key) if tls else None)
 
-    results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+    results: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
     failed = 0
     for rnd in range(args.rounds):
         for name in servers:
@@ -128,24 +158,24 @@ def main() -> int:
                 try:
                     url = f"{'https' if tls else 'http'}://{'localhost' if tls else '127.0.0.1'}:{server.port}"
                     n = args.requests // 2 if h1 else args.requests
-                    h2load(url, h1, min(n, 2000), args.client_cpu)  # warm-up
+                    h2load(url, h1, min(n, 2000), args.client_cpu, args)  # warm-up
                     user0, sys0 = cpu_seconds(server.pid)
                     w0 = writes(server.pid)
-                    bad, protocol = h2load(url, h1, n, args.client_cpu)
+                    bad, protocol, p99 = h2load(url, h1, n, args.client_cpu, args)
                     user1, sys1 = cpu_seconds(server.pid)
                     w1 = writes(server.pid)
                 finally:
                     server.stop()
                 failed += bad
-                row = ((user1 - user0) / n * 1e6, (sys1 - sys0) / n * 1e6, (w1 - w0) / n)
+                row = ((user1 - user0) / n * 1e6, (sys1 - sys0) / n * 1e6, (w1 - w0) / n, p99)
                 log(f"r{rnd + 1} {name} {label} ({protocol}): user {row[0]:.1f} µs, kernel {row[1]:.1f} µs, "
-                    f"{row[2]:.2f} writes per request, {bad} failed")
+                    f"{row[2]:.2f} writes per request, p99 {p99:.2f} ms, {bad} failed")
                 results.setdefault((name, label), []).append(row)
                 settle(0.5)
 
     md = [f"# CPU per request by protocol, {stamp}", "",
-          f"h2load -n {args.requests} (HTTP/1.1: {args.requests // 2}) -c 10 -m 10 over {len(PATHS)} paths, "
-          f"accept-encoding: identity; server on CPU {args.server_cpu}, h2load on CPU {args.client_cpu}; "
+          f"h2load -n {args.requests} (HTTP/1.1: {args.requests // 2}) -c {args.connections} -m {args.streams} "
+          f"over {len(PATHS)} paths, accept-encoding: {args.accept_encoding}; server on CPU {args.server_cpu}, h2load on CPU {args.client_cpu}; "
           f"{args.rounds} round(s), lowest and highest shown. Cells: total µs (user + kernel) per request "
           "[writes per request].", "",
           "| server | " + " | ".join(p[0] for p in PROTOCOLS) + " |", "|---|" + "---:|" * len(PROTOCOLS)]
@@ -156,11 +186,19 @@ def main() -> int:
             if not rows:
                 cells.append("–")
                 continue
-            totals = sorted(u + k for u, k, _ in rows)
+            totals = sorted(u + k for u, k, _, _ in rows)
             span = f"{totals[0]:.1f}" if len(totals) == 1 else f"{totals[0]:.1f}–{totals[-1]:.1f}"
-            user = min(u for u, _, _ in rows)
-            kernel = min(k for _, k, _ in rows)
-            cells.append(f"{span} ({user:.1f} + {kernel:.1f}) [{min(w for _, _, w in rows):.2f}]")
+            user = min(u for u, _, _, _ in rows)
+            kernel = min(k for _, k, _, _ in rows)
+            cells.append(f"{span} ({user:.1f} + {kernel:.1f}) [{min(w for _, _, w, _ in rows):.2f}]")
+        md.append(f"| {name} | " + " | ".join(cells) + " |")
+    md += ["", "p99 of h2load's request times, ms (range over the rounds):", "",
+           "| server | " + " | ".join(p[0] for p in PROTOCOLS) + " |", "|---|" + "---:|" * len(PROTOCOLS)]
+    for name in servers:
+        cells = []
+        for label, _, _ in PROTOCOLS:
+            p99s = sorted(r[3] for r in results.get((name, label), []))
+            cells.append("–" if not p99s else f"{p99s[0]:.2f}" if len(p99s) == 1 else f"{p99s[0]:.2f}–{p99s[-1]:.2f}")
         md.append(f"| {name} | " + " | ".join(cells) + " |")
     md += ["", "(user + kernel) are the lowest of the rounds; servy and nginx with logs off, h2o without "
            "access-log; the floor answers 4 KiB from memory."]

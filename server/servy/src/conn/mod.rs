@@ -11,6 +11,7 @@
 //! cannot set a header-read timeout (slowloris).
 
 mod alt_svc;
+mod batched_io;
 mod cap;
 mod held_response;
 mod http1;
@@ -26,10 +27,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioTimer;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -41,6 +40,7 @@ use tokio_rustls::server::TlsStream;
 use crate::config::LimitsConfig;
 use crate::request::RequestService;
 use crate::tls::{self, Protocol};
+use batched_io::{IntoBatch, PlainBatch};
 use cap::ConnectionCap;
 use send_rate::{ResetOnClose, SendRate, SendRule};
 
@@ -85,7 +85,7 @@ pub enum Transport {
 struct Builders {
     /// hyper's own HTTP/1 builder: [`crate::conn::http1`] needs its connection type.
     http1: hyper::server::conn::http1::Builder,
-    http2: auto::Builder<TokioExecutor>,
+    http2: http2::Settings,
     header_read_timeout: Duration,
     /// sendfile for embedded bodies on plain HTTP/1.1 connections; `None` when off.
     zero_copy: Option<&'static ZeroCopy>,
@@ -110,15 +110,10 @@ impl Server {
             .header_read_timeout(limits.header_read_timeout)
             .max_header_size(limits.max_header_bytes)
             .max_buf_size(limits.max_header_bytes.max(crate::config::MIN_HEADER_BYTES));
-        let mut http2 = auto::Builder::new(TokioExecutor::new()).http2_only();
-        // The same header bound, advertised (SETTINGS_MAX_HEADER_LIST_SIZE); streams
-        // bounded per connection, as nginx's http2_max_concurrent_streams (128).
-        http2
-            .http2()
-            .timer(TokioTimer::new())
-            .keep_alive_interval(limits.header_read_timeout)
-            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-            .max_concurrent_streams(H2_MAX_STREAMS);
+        let http2 = http2::Settings {
+            idle_timeout: limits.header_read_timeout,
+            max_header_list_size: u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX),
+        };
         let builders = Arc::new(Builders {
             http1,
             http2,
@@ -283,7 +278,7 @@ async fn serve_http<I, S>(
     watcher: Watcher,
     stop: watch::Receiver<bool>,
 ) where
-    I: AsyncRead + AsyncWrite + ResetOnClose + Unpin + Send + 'static,
+    I: AsyncRead + AsyncWrite + ResetOnClose + IntoBatch + Unpin + Send + 'static,
     S: RequestService,
 {
     let label = match protocol {
@@ -292,30 +287,21 @@ async fn serve_http<I, S>(
         Protocol::AcmeChallenge => return,
     };
     let closed = builders.slow_clients_closed.with_label_values(&[label]);
-    let io = SendRate::new(io, builders.send_rule, closed, label);
     match protocol {
-        Protocol::Http2 => {}
+        Protocol::Http2 => {
+            let (io, outbox) = batched_io::batched(io.into_batch());
+            let io = SendRate::new(io, builders.send_rule, closed, label);
+            // Boxed, so an HTTP/1 connection's task does not carry room for HTTP/2's state.
+            Box::pin(http2::serve(io, outbox, service, &builders.http2, watcher)).await;
+        }
         Protocol::Http1 => {
+            let io = SendRate::new(io, builders.send_rule, closed, label);
             let timeout = builders.header_read_timeout;
             http1::serve(&builders.http1, io, service, timeout, stop).await;
             drop(watcher);
-            return;
         }
         // An ACME validator needs the TLS-ALPN-01 handshake only: it was the answer.
-        Protocol::AcmeChallenge => return,
-    }
-    // Closed after header_read_timeout with no stream open, as HTTP/1 is.
-    let timeout = builders.header_read_timeout;
-    let (mut io, service) = http2::idle_timeout(io, service, timeout);
-    // A stream whose response waits on the client's flow-control window counts as
-    // bytes waiting for the client, like a blocked write.
-    let open_streams = io.open_streams();
-    io.get_mut().watch_streams(open_streams);
-    let service = TowerToHyperService::new(service);
-    let conn = builders.http2.serve_connection(TokioIo::new(io), service);
-    // Boxed, so an HTTP/1 connection's task does not carry room for HTTP/2's state.
-    if let Err(e) = Box::pin(watcher.watch(conn)).await {
-        tracing::debug!(error = %e, "connection closed with an error");
+        Protocol::AcmeChallenge => {}
     }
 }
 
@@ -338,6 +324,14 @@ fn slow_clients_closed(registry: &Registry) -> IntCounterVec {
 impl ResetOnClose for Sniffed {
     fn reset_on_close(&self) {
         let _ = self.stream.set_zero_linger();
+    }
+}
+
+impl IntoBatch for Sniffed {
+    type Batch = PlainBatch<Sniffed>;
+
+    fn into_batch(self) -> PlainBatch<Sniffed> {
+        PlainBatch::new(self)
     }
 }
 

@@ -12,6 +12,7 @@ mod connections;
 mod encoding;
 mod headers;
 mod host;
+mod http2;
 mod http3;
 mod https;
 mod logging;

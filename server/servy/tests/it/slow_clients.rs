@@ -6,8 +6,13 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, StreamOwned};
+
+use crate::http2::{get_frame, preface};
 use crate::support::http::{connect_slow_reader, h2_stalled_get, parse_pipelined};
-use crate::support::{Servy, get};
+use crate::support::tls::Pki;
+use crate::support::{Servy, TempDir, get};
 
 /// The demo site's largest file.
 const LARGE: &str = "/search-index.json";
@@ -173,4 +178,48 @@ fn an_h2_stream_stalled_by_a_zero_window_is_closed_after_the_send_window() {
         "closed after {took:?}"
     );
     assert_eq!(slow_clients_closed(&servy, "http2"), "1");
+}
+
+/// 20 streams for the large file with windows as large as allowed, over h2c and over TLS,
+/// never read. Each response is handed to h2 whole, so no stream stays open: only the
+/// writes that back up behind the socket (servy gathers a connection's writes in batches,
+/// written once a batch is full) show that the client is waited on.
+#[test]
+fn an_h2_client_with_open_windows_that_never_reads_is_closed_after_the_send_window() {
+    let (dir, pki) = (TempDir::new(), Pki::new());
+    let leaf = pki.issue(&dir, "a", &["a.test"], 1, (2031, 1, 2));
+    let servy = Servy::builder()
+        .config(&format!(
+            "[limits]\nsend_window = \"2s\"\n[[https.certificates]]\ncert = {:?}\nkey = {:?}\n",
+            leaf.cert, leaf.key
+        ))
+        .https()
+        .start();
+    let requests = |https: bool| {
+        let mut out = preface();
+        for i in 0..20 {
+            out.extend(get_frame(2 * i + 1, https, LARGE));
+        }
+        out
+    };
+
+    let mut plain = connect_slow_reader(servy.http, &requests(false));
+    let (took, _) = closed_after(&mut plain, Duration::from_secs(10));
+    assert!(took < Duration::from_secs(6), "h2c closed after {took:?}");
+
+    let mut socket = connect_slow_reader(servy.https.expect("https"), b"");
+    let name = ServerName::try_from("a.test").expect("name");
+    let mut tls = ClientConnection::new(pki.client(&[b"h2"]), name).expect("client");
+    while tls.is_handshaking() {
+        tls.complete_io(&mut socket).expect("handshake");
+    }
+    assert_eq!(tls.alpn_protocol(), Some(&b"h2"[..]));
+    let mut tls = StreamOwned::new(tls, socket);
+    tls.write_all(&requests(true)).expect("send requests");
+    let (took, _) = closed_after(&mut tls.sock, Duration::from_secs(10));
+    assert!(
+        took < Duration::from_secs(6),
+        "h2 over TLS closed after {took:?}"
+    );
+    assert_eq!(slow_clients_closed(&servy, "http2"), "2");
 }
