@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use axum::http::request::Parts;
 use axum::http::{Method, header};
-use axum::response::Response;
 use hyper::body::Body as _;
 
+use crate::held_body::Response;
 use crate::logging::{RequestLog, RequestRecord};
 use crate::metrics::Metrics;
 use crate::served::Served;

@@ -19,14 +19,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::Request;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
 
 use super::observe;
 use super::shed::Shed;
+use crate::held_body::{Response, ResponseBody};
 use crate::logging::RequestLog;
 use crate::metrics::Metrics;
 use crate::served::Served;
@@ -119,7 +118,7 @@ impl<A: Answer, B> tower::Service<Request<B>> for MainService<A> {
 }
 
 fn panicked() -> Response {
-    let mut response = Response::new(Body::from("internal server error\n"));
+    let mut response = Response::new(ResponseBody::from_static(b"internal server error\n"));
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -21,17 +21,15 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use axum::body::Body;
 use axum::http::header::{
     ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE,
     ETAG, LAST_MODIFIED, VARY,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::Response;
-use bytes::Bytes;
 use rust_embed::RustEmbed;
 
 use crate::config::CacheConfig;
+use crate::held_body::{Response, ResponseBody};
 use crate::served::Served;
 use crate::site::headers::{Header, ResponseHeaders};
 use crate::site::not_found::NotFoundPage;
@@ -309,7 +307,7 @@ impl Site {
         let last_modified = asset.last_modified.as_ref().map(|(secs, _)| *secs);
         if conditional::not_modified(headers, rep.etag, last_modified) {
             let headers = asset.not_modified_headers(rep);
-            let response = prebuilt(StatusCode::NOT_MODIFIED, Body::empty(), headers);
+            let response = prebuilt(StatusCode::NOT_MODIFIED, ResponseBody::empty(), headers);
             return Some((response, Served::Asset(asset.key)));
         }
         let len = rep.bytes.len() as u64;
@@ -320,10 +318,10 @@ impl Site {
         };
         let response = match outcome {
             Outcome::Full if method == Method::HEAD => {
-                prebuilt(StatusCode::OK, Body::empty(), asset.ok_headers(rep))
+                prebuilt(StatusCode::OK, ResponseBody::empty(), asset.ok_headers(rep))
             }
             Outcome::Full => {
-                let body = Body::from(Bytes::from_static(rep.bytes));
+                let body = ResponseBody::from_static(rep.bytes);
                 prebuilt(StatusCode::OK, body, asset.ok_headers(rep))
             }
             Outcome::Partial(range) => {
@@ -406,7 +404,7 @@ fn make_static(value: &mut HeaderValue) {
 }
 
 /// A response with a prebuilt header map.
-fn prebuilt(status: StatusCode, body: Body, headers: &HeaderMap) -> Response {
+fn prebuilt(status: StatusCode, body: ResponseBody, headers: &HeaderMap) -> Response {
     let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers.clone();
@@ -439,7 +437,7 @@ impl Asset {
         })
     }
 
-    fn response(&self, status: StatusCode, body: Body, headers: usize) -> Response {
+    fn response(&self, status: StatusCode, body: ResponseBody, headers: usize) -> Response {
         let mut response = Response::new(body);
         *response.status_mut() = status;
         response.headers_mut().reserve(headers);
@@ -454,7 +452,7 @@ impl Asset {
             .bytes
             .get(start as usize..=end as usize)
             .unwrap_or_default();
-        let body = Body::from(Bytes::from_static(slice));
+        let body = ResponseBody::from_static(slice);
         let mut response = self.response(StatusCode::PARTIAL_CONTENT, body, 10);
         self.entity_headers(response.headers_mut(), rep);
         let h = response.headers_mut();
@@ -468,7 +466,8 @@ impl Asset {
 
     /// 416: the range lies outside the representation; say how long it is.
     fn unsatisfiable(&self, rep: &Representation) -> Response {
-        let mut response = self.response(StatusCode::RANGE_NOT_SATISFIABLE, Body::empty(), 5);
+        let mut response =
+            self.response(StatusCode::RANGE_NOT_SATISFIABLE, ResponseBody::empty(), 5);
         self.validators(response.headers_mut(), rep);
         let len = rep.bytes.len();
         response
