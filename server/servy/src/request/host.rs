@@ -89,12 +89,31 @@ fn is_reg_name(name: &[u8]) -> bool {
         rest = match (b, tail) {
             (b'%', [h, l, tail @ ..]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => tail,
             (b'%', _) => return false,
-            (b, _) if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(b) => tail,
+            (b, _) if REG_NAME[usize::from(*b)] => tail,
             _ => return false,
         };
     }
     !name.is_empty()
 }
+
+/// The bytes a reg-name takes as they are: unreserved characters and sub-delims, one
+/// table look-up a byte.
+const REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let others = b"-._~!$&'()*+,;=";
+    let mut i = 0;
+    while i < others.len() {
+        table[others[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// The DNS name of an authority (`host[:port]`): the port and a trailing dot dropped,
 /// lower-case; `None` for an IP literal or anything else a certificate cannot cover.
