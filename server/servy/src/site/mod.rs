@@ -24,7 +24,7 @@ use std::sync::OnceLock;
 
 use axum::http::header::{
     ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE,
-    ETAG, LAST_MODIFIED, VARY,
+    ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RANGE, VARY,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use rust_embed::RustEmbed;
@@ -306,13 +306,14 @@ impl Site {
             None => &asset.identity,
         };
         let last_modified = asset.last_modified.as_ref().map(|(secs, _)| *secs);
-        if conditional::not_modified(headers, rep.etag, last_modified) {
+        let asked = Asked::of(headers);
+        if asked.conditional && conditional::not_modified(headers, rep.etag, last_modified) {
             let headers = asset.not_modified_headers(rep);
             let response = prebuilt(StatusCode::NOT_MODIFIED, ResponseBody::empty(), headers);
             return Some((response, Served::Asset(asset.key)));
         }
         let len = rep.bytes.len() as u64;
-        let outcome = if method == Method::GET {
+        let outcome = if method == Method::GET && asked.range {
             range::evaluate(headers, rep.etag, last_modified, len)
         } else {
             Outcome::Full
@@ -391,6 +392,33 @@ impl Representation {
             ok: OnceLock::new(),
             not_modified: OnceLock::new(),
         }
+    }
+}
+
+/// Which of the headers that can change a file's answer a request carries, found in one
+/// pass over its few headers: most requests carry none, and a pass is cheaper than a
+/// hashed look-up for each.
+struct Asked {
+    /// `If-None-Match` or `If-Modified-Since`.
+    conditional: bool,
+    /// `Range` (`If-Range` means nothing without it).
+    range: bool,
+}
+
+impl Asked {
+    fn of(headers: &HeaderMap) -> Asked {
+        let mut asked = Asked {
+            conditional: false,
+            range: false,
+        };
+        for name in headers.keys() {
+            if name == IF_NONE_MATCH || name == IF_MODIFIED_SINCE {
+                asked.conditional = true;
+            } else if name == RANGE {
+                asked.range = true;
+            }
+        }
+        asked
     }
 }
 
