@@ -84,12 +84,14 @@ fn is_authority(text: &[u8]) -> bool {
 }
 
 fn is_reg_name(name: &[u8]) -> bool {
-    let mut rest = name;
-    while let [b, tail @ ..] = rest {
-        rest = match (b, tail) {
-            (b'%', [h, l, tail @ ..]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => tail,
-            (b'%', _) => return false,
-            (b, _) if REG_NAME[usize::from(*b)] => tail,
+    let mut i = 0;
+    while let Some(&b) = name.get(i) {
+        i += match b {
+            b'%' => match name.get(i + 1..i + 3) {
+                Some([h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => 3,
+                _ => return false,
+            },
+            _ if REG_NAME[usize::from(b)] => 1,
             _ => return false,
         };
     }
