@@ -117,12 +117,12 @@ fn futures_ready<F: std::future::IntoFuture>(future: F) -> F::Output {
     }
 }
 
-/// What a request costs in allocations today, as a bound that fails when it grows. A 200
-/// and a 304 take two: the response's header map, its index table and its entries
-/// (cloned from the representation's prebuilt map). Bodies are the binary's bytes, held
-/// without a box, and the place among the requests in flight is a counter. A 404 clones
-/// its page's prebuilt map too; a redirect builds its map header by header, and the
-/// every-path headers grow it.
+/// What a request costs in allocations today, as a bound that fails when it grows. A
+/// 200, a 304 and a 404 take two: the response's header map, its index table and its
+/// entries (cloned from a prebuilt map: hyper takes each `http::Response` and drops its
+/// map, so each needs one of its own). Bodies are the binary's bytes, held without a
+/// box; the place among the requests in flight is a counter; the log record copies the
+/// path. A redirect builds its map header by header, and the every-path headers grow it.
 #[test]
 fn allocations_per_request_do_not_grow() {
     let ok = per_request("/", &[("accept-encoding", "br, gzip")], StatusCode::OK);
@@ -146,6 +146,6 @@ fn allocations_per_request_do_not_grow() {
     );
     assert!(ok <= 2.0, "a 200 allocates {ok} times");
     assert!(not_modified <= 2.0, "a 304 allocates {not_modified} times");
-    assert!(redirect <= 5.0, "a redirect allocates {redirect} times");
-    assert!(missing <= 3.0, "a 404 allocates {missing} times");
+    assert!(redirect <= 4.0, "a redirect allocates {redirect} times");
+    assert!(missing <= 2.0, "a 404 allocates {missing} times");
 }
