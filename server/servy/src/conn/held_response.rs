@@ -27,10 +27,11 @@ pub struct HeldResponse<S: RequestService, T> {
     held: Option<T>,
 }
 
-/// The service's future: called at once when the service was ready, else once it is.
+/// The service's future: called at once when the service was ready, else once it is
+/// (boxed: it holds the whole request, and servy's services are always ready).
 enum Called<S: RequestService> {
     Now(S::Future),
-    WhenReady(Oneshot<S, Request<Incoming>>),
+    WhenReady(Box<Oneshot<S, Request<Incoming>>>),
 }
 
 /// `service` answers `req`, and `held` lives until hyper drops the response body.
@@ -44,7 +45,7 @@ pub fn respond_holding<S: RequestService, T>(
     let mut cx = Context::from_waker(Waker::noop());
     let response = match service.poll_ready(&mut cx) {
         Poll::Ready(Ok(())) => Called::Now(service.call(req)),
-        Poll::Pending => Called::WhenReady(service.oneshot(req)),
+        Poll::Pending => Called::WhenReady(Box::new(service.oneshot(req))),
     };
     HeldResponse {
         response,
@@ -58,7 +59,7 @@ impl<S: RequestService, T: Unpin> Future for HeldResponse<S, T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let polled = match &mut self.response {
             Called::Now(future) => Pin::new(future).poll(cx),
-            Called::WhenReady(oneshot) => Pin::new(oneshot).poll(cx),
+            Called::WhenReady(oneshot) => Pin::new(&mut **oneshot).poll(cx),
         };
         let Ok(response) = std::task::ready!(polled);
         // Polled again after Ready is a caller's bug; the body then holds nothing.

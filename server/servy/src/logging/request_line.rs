@@ -312,7 +312,13 @@ mod tests {
             ),
             record(Method::HEAD, "/missing", 404, 0, None),
             // Longer than a record holds inline.
-            record(Method::GET, &format!("/{}", "long-".repeat(40)), 404, 0, None),
+            record(
+                Method::GET,
+                &format!("/{}", "long-".repeat(40)),
+                404,
+                0,
+                None,
+            ),
             record(
                 Method::GET,
                 "/caf\u{e9}".replace('\u{e9}', "%C3%A9").as_str(),

@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::host;
 use super::service::{Answer, MainService};
-use crate::held_body;
 use crate::config::LimitsConfig;
+use crate::held_body;
 use crate::logging::RequestLog;
 use crate::metrics::Metrics;
 use crate::served::Served;

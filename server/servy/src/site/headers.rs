@@ -12,9 +12,9 @@
 //! defaults, `_headers` (repeated names joined by `, `), `[headers]` (joined the same way
 //! across its patterns, and replacing a `_headers` value of the same name).
 
+use crate::held_body::Response;
 use axum::http::header::X_CONTENT_TYPE_OPTIONS;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use crate::held_body::Response;
 
 use crate::config::HeadersConfig;
 use servy_rules::pattern::Pattern;
