@@ -131,7 +131,12 @@ impl<A: Answer, B> tower::Service<Request<B>> for MainService<A> {
                 (Shed::hold(response, permit), served)
             }
         };
-        let mut response = this.headers.complete(response);
+        // A file's response carries the every-path headers already: each file's own
+        // list starts with the defaults (`site/headers.rs`).
+        let mut response = match served {
+            Some(Served::Asset(_)) => response,
+            _ => this.headers.complete(response),
+        };
         if let Some(hsts) = &this.hsts {
             response
                 .headers_mut()
