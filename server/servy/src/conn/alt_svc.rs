@@ -12,10 +12,10 @@ use std::task::{Context, Poll};
 use arc_swap::ArcSwapOption;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
-use axum::response::Response;
 use hyper::body::Incoming;
 use tower::Service;
 
+use crate::held_body::Response;
 use crate::request::RequestService;
 
 /// How long a browser may remember the advertisement (a day, as Caddy's).

@@ -9,6 +9,10 @@
 //! an idle hyper connection at once; `into_parts` hands back the socket and any bytes
 //! hyper had read), and keeps only the socket. When the client speaks again, a fresh
 //! hyper connection picks up where the old one stopped.
+//!
+//! The header-read timeout is kept here too, with one timer per connection ticking
+//! through it ([`HeadTimeout`]), rather than by hyper, which arms (and boxes) a fresh
+//! timer for every request head.
 
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
@@ -39,13 +43,14 @@ use crate::request::RequestService;
 /// pay for a new hyper connection per request.
 const PARK_AFTER: Duration = Duration::from_millis(10);
 
-/// Serves HTTP/1 on `io` until the client leaves, `idle_timeout` passes with nothing
-/// asked, or `stop` turns true (then in-flight requests finish first).
+/// Serves HTTP/1 on `io` until the client leaves, takes longer than `head_timeout` to
+/// send a request head (an idle keep-alive connection included), or `stop` turns true
+/// (then in-flight requests finish first).
 pub async fn serve<I, S>(
     builder: &http1::Builder,
     io: I,
     service: S,
-    idle_timeout: Duration,
+    head_timeout: Duration,
     mut stop: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -68,17 +73,26 @@ pub async fn serve<I, S>(
         let mut conn = Box::new(builder.serve_connection(TokioIo::new(watched), service));
         let mut parking = false;
         let mut stopping = false;
+        let mut head_timer = HeadTimeout::new(head_timeout);
+        // `stop` is read through a clone, so that a wake-up is checked for a change with
+        // one load instead of polling `changed()` (and its waiter) every time.
+        let mut stop_waiter = stop.clone();
         let done = {
-            let mut stopped = pin!(stop.changed());
+            let mut stopped = pin!(stop_waiter.changed());
+            let mut stop_registered = false;
             // Armed at the first idle moment; when it fires with no exchange finished
             // since, the connection parks. Re-armed at most once per PARK_AFTER, so a
             // busy connection costs no timer work per request.
             let mut park_timer: Option<(Pin<Box<Sleep>>, usize)> = None;
             poll_fn(|cx| {
-                if !stopping && stopped.as_mut().poll(cx).is_ready() {
+                if !stopping
+                    && (!stop_registered || stop.has_changed().unwrap_or(true))
+                    && stopped.as_mut().poll(cx).is_ready()
+                {
                     stopping = true;
                     Pin::new(&mut *conn).graceful_shutdown();
                 }
+                stop_registered = true;
                 loop {
                     // Until it parks, hyper runs as usual: when it is done it flushes
                     // what it buffered and shuts the socket. Only an idle connection,
@@ -88,13 +102,22 @@ pub async fn serve<I, S>(
                     } else {
                         Pin::new(&mut *conn).poll(cx)
                     };
+                    if polled.is_pending() && !parking && head_timer.expired(cx, &activity) {
+                        return Poll::Ready(Ended::HeadTimeout);
+                    }
                     if polled.is_ready() || parking || stopping || !activity.is_idle() {
-                        return polled;
+                        return polled.map(Ended::Hyper);
                     }
                     let answered = activity.answered.load(Ordering::Relaxed);
+                    let mut armed = false;
                     let (timer, armed_at) = park_timer.get_or_insert_with(|| {
+                        armed = true;
                         (Box::pin(tokio::time::sleep(PARK_AFTER)), answered)
                     });
+                    // Registered once armed; until it fires, a wake-up need not poll it.
+                    if !armed && !timer.is_elapsed() {
+                        return Poll::Pending;
+                    }
                     if timer.as_mut().poll(cx).is_pending() {
                         return Poll::Pending;
                     }
@@ -115,6 +138,11 @@ pub async fn serve<I, S>(
             .await
         };
         drop(activity);
+        let done = match done {
+            Ended::Hyper(done) => done,
+            // Dropped, as hyper drops a connection whose head timed out: the socket closes.
+            Ended::HeadTimeout => return,
+        };
         let http1::Parts {
             io: parked,
             read_buf,
@@ -137,7 +165,7 @@ pub async fn serve<I, S>(
         if leftover.is_empty() {
             let mut first = [0u8; 256];
             let read = tokio::select! {
-                read = tokio::time::timeout(idle_timeout, socket.read(&mut first)) => read,
+                read = tokio::time::timeout(head_timeout, socket.read(&mut first)) => read,
                 _ = stop.changed() => return,
             };
             match read {
@@ -146,6 +174,69 @@ pub async fn serve<I, S>(
             }
         }
         io = socket;
+    }
+}
+
+/// How a hyper connection's run ended.
+enum Ended {
+    /// hyper finished (the client left, an error, the drain, or parking).
+    Hyper(Result<(), hyper::Error>),
+    /// The client took longer than the header-read timeout to send a request head.
+    HeadTimeout,
+}
+
+/// Ticks a header-read timeout is counted in: the connection closes after this many
+/// ticks in a row in which it waited for a request head and nothing happened, so
+/// between 1 and 1 + 1/HEAD_TICKS timeouts after the wait began.
+const HEAD_TICKS: u32 = 8;
+
+/// The header-read timeout of one hyper connection: one timer, armed once and re-armed
+/// once a tick, so a request costs it nothing. A tick is quiet when no exchange is open,
+/// every byte is flushed, and no request came or finished since the last tick.
+struct HeadTimeout {
+    timer: Pin<Box<Sleep>>,
+    tick: Duration,
+    /// (responses finished, exchanges open) at the last tick.
+    seen: (usize, usize),
+    quiet: u32,
+    registered: bool,
+}
+
+impl HeadTimeout {
+    fn new(timeout: Duration) -> HeadTimeout {
+        let tick = timeout / HEAD_TICKS;
+        HeadTimeout {
+            timer: Box::pin(tokio::time::sleep(tick)),
+            tick,
+            seen: (0, 0),
+            quiet: 0,
+            registered: false,
+        }
+    }
+
+    /// Whether the connection has waited a whole timeout for a request head. Registers
+    /// the timer's wake-up; a wake-up before it fires costs one load.
+    fn expired(&mut self, cx: &mut Context<'_>, activity: &Activity) -> bool {
+        if self.registered && !self.timer.is_elapsed() {
+            return false;
+        }
+        self.registered = true;
+        while self.timer.as_mut().poll(cx).is_ready() {
+            let now = (
+                activity.answered.load(Ordering::Relaxed),
+                activity.open.load(Ordering::Relaxed),
+            );
+            let waiting_for_head =
+                now.1 == 0 && activity.flushed.load(Ordering::Relaxed) && now == self.seen;
+            self.quiet = if waiting_for_head { self.quiet + 1 } else { 0 };
+            self.seen = now;
+            if self.quiet >= HEAD_TICKS {
+                return true;
+            }
+            let next = tokio::time::Instant::now() + self.tick;
+            self.timer.as_mut().reset(next);
+        }
+        false
     }
 }
 

@@ -46,6 +46,7 @@ use tower::{Service, ServiceExt};
 use super::alt_svc::AltSvc;
 use super::cap::ConnectionCap;
 use crate::config::LimitsConfig;
+use crate::held_body;
 
 /// Handshakes in flight from which unvalidated clients get a Retry first. A browser
 /// opening a page makes one; dozens at once from the open internet is a flood.
@@ -62,13 +63,19 @@ const MAX_UNREAD_BODY: usize = 64 * 1024;
 
 /// The HTTP/3 request service: servy's, for requests without a body.
 pub trait Http3Service:
-    Service<Request<()>, Response = Response, Error = Infallible, Future: Send> + Clone + Send + 'static
+    Service<Request<()>, Response = held_body::Response, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + 'static
 {
 }
 
 impl<S> Http3Service for S
 where
-    S: Service<Request<()>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request<()>, Response = held_body::Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send,
 {
 }

@@ -27,7 +27,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper_util::rt::TokioTimer;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -102,12 +101,10 @@ impl Server {
         registry: &Registry,
     ) -> Server {
         let mut http1 = hyper::server::conn::http1::Builder::new();
-        // A client gets this long to send a request's headers; this also closes idle
-        // keep-alive connections after the same time. A head over max_header_bytes gets
-        // 431; the read buffer need not grow past it (hyper's floor is 8 KiB).
+        // A head over max_header_bytes gets 431; the read buffer need not grow past it
+        // (hyper's floor is 8 KiB). The header-read timeout is `http1`'s own.
         http1
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
+            .header_read_timeout(None)
             .max_header_size(limits.max_header_bytes)
             .max_buf_size(limits.max_header_bytes.max(crate::config::MIN_HEADER_BYTES));
         let http2 = http2::Settings {

@@ -35,7 +35,7 @@ use crate::config::{LogConfig, LogFormat};
 mod request_line;
 
 use request_line::Clock;
-pub use request_line::{RequestRecord, TARGET as REQUEST_TARGET};
+pub use request_line::{LoggedPath, RequestRecord, TARGET as REQUEST_TARGET};
 
 /// Lines held while the writer is blocked. A request line copied here is a few hundred
 /// bytes, so a full queue is about a megabyte; at the blog load that is a second or two

@@ -18,7 +18,7 @@
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::http::{Method, Uri};
+use axum::http::Method;
 use tracing::callsite::{Callsite, DefaultCallsite};
 use tracing::field::{Value, display};
 use tracing::{Event, Level, Metadata, Subscriber};
@@ -32,13 +32,48 @@ pub const TARGET: &str = "servy::request";
 /// One request, as its log line needs it.
 pub struct RequestRecord {
     pub method: Method,
-    /// The request's target; only its path is logged.
-    pub uri: Uri,
+    pub path: LoggedPath,
     pub status: u16,
     pub bytes: u64,
     pub duration_us: u64,
     /// The file or the redirect target that answered; `None` for a 404 or an error.
     pub served: Option<Served>,
+}
+
+/// Paths up to this long are copied into the record itself; longer ones into a box.
+const INLINE_PATH: usize = 94;
+
+/// A request's path, copied: the request's own bytes share hyper's read buffer, and a
+/// record queued with them would keep hyper from reusing that buffer for the next request.
+pub enum LoggedPath {
+    Inline { len: u8, bytes: [u8; INLINE_PATH] },
+    Long(Box<str>),
+}
+
+impl LoggedPath {
+    pub fn new(path: &str) -> LoggedPath {
+        let mut bytes = [0u8; INLINE_PATH];
+        match bytes.get_mut(..path.len()) {
+            Some(inline) => {
+                inline.copy_from_slice(path.as_bytes());
+                LoggedPath::Inline {
+                    len: path.len() as u8,
+                    bytes,
+                }
+            }
+            None => LoggedPath::Long(path.into()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Whole `str`, copied as it was: always valid.
+            LoggedPath::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            LoggedPath::Long(path) => path,
+        }
+    }
 }
 
 /// The wall clock as the text format prints it (`2026-12-04T03:45:12.123456Z`), with the
@@ -108,7 +143,7 @@ pub fn write_text(out: &mut Vec<u8>, clock: &mut Clock, now: SystemTime, record:
     out.extend_from_slice(b"  INFO servy::request: request method=");
     out.extend_from_slice(record.method.as_str().as_bytes());
     out.extend_from_slice(b" path=");
-    quoted(out, record.uri.path());
+    quoted(out, record.path.as_str());
     out.extend_from_slice(b" status=");
     number(out, u64::from(record.status));
     out.extend_from_slice(b" bytes=");
@@ -164,7 +199,7 @@ fn number(out: &mut Vec<u8>, mut n: u64) {
 /// bytes, duration_us, file | target, "request")` would have built, field for field.
 pub fn replay(output: &impl Subscriber, record: &RequestRecord) {
     let method = display(&record.method);
-    let path = record.uri.path();
+    let path = record.path.as_str();
     let status = record.status;
     let message = format_args!("request");
     let common: [Option<&dyn Value>; 6] = [
@@ -254,7 +289,7 @@ mod tests {
     fn records() -> Vec<RequestRecord> {
         let record = |method: Method, uri: &str, status, bytes, served| RequestRecord {
             method,
-            uri: uri.parse().unwrap(),
+            path: LoggedPath::new(uri.parse::<axum::http::Uri>().unwrap().path()),
             status,
             bytes,
             duration_us: 31,
@@ -276,6 +311,14 @@ mod tests {
                 Some(Served::Redirect("https://example.org/x\"y".into())),
             ),
             record(Method::HEAD, "/missing", 404, 0, None),
+            // Longer than a record holds inline.
+            record(
+                Method::GET,
+                &format!("/{}", "long-".repeat(40)),
+                404,
+                0,
+                None,
+            ),
             record(
                 Method::GET,
                 "/caf\u{e9}".replace('\u{e9}', "%C3%A9").as_str(),
@@ -315,7 +358,7 @@ mod tests {
     #[test]
     fn request_lines_are_the_default_format_byte_for_byte() {
         let (default, direct) = both(&records());
-        assert_eq!(default.len(), 4, "{default:?}");
+        assert_eq!(default.len(), 5, "{default:?}");
         assert_eq!(direct, default);
         assert_eq!(
             direct[0],

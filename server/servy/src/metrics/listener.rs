@@ -7,9 +7,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus::{Encoder, TextEncoder};
+use tower::util::MapResponse;
 
 use super::profile::{self, Profiler};
 use super::{Metrics, Readiness};
+use crate::held_body::{self, from_axum};
 
 #[derive(Clone)]
 struct MetricsState {
@@ -17,9 +19,13 @@ struct MetricsState {
     readiness: Readiness,
 }
 
-/// The metrics listener's routes. Profiling is routed only when enabled, so it is a
-/// plain 404 otherwise.
-pub fn router(metrics: Metrics, readiness: Readiness, profiler: Option<Profiler>) -> Router {
+/// The metrics listener's routes, answering with the connection layer's response type.
+/// Profiling is routed only when enabled, so it is a plain 404 otherwise.
+pub fn router(
+    metrics: Metrics,
+    readiness: Readiness,
+    profiler: Option<Profiler>,
+) -> MapResponse<Router, fn(Response) -> held_body::Response> {
     let mut router = Router::new()
         .route("/metrics", get(render))
         .route("/healthz", get(healthz))
@@ -28,7 +34,7 @@ pub fn router(metrics: Metrics, readiness: Readiness, profiler: Option<Profiler>
     if let Some(profiler) = profiler {
         router = router.merge(profile::router(profiler));
     }
-    router
+    MapResponse::new(router, from_axum as fn(Response) -> held_body::Response)
 }
 
 async fn render(State(s): State<MetricsState>) -> Response {

@@ -84,17 +84,38 @@ fn is_authority(text: &[u8]) -> bool {
 }
 
 fn is_reg_name(name: &[u8]) -> bool {
-    let mut rest = name;
-    while let [b, tail @ ..] = rest {
-        rest = match (b, tail) {
-            (b'%', [h, l, tail @ ..]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => tail,
-            (b'%', _) => return false,
-            (b, _) if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(b) => tail,
+    let mut i = 0;
+    while let Some(&b) = name.get(i) {
+        i += match b {
+            b'%' => match name.get(i + 1..i + 3) {
+                Some([h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => 3,
+                _ => return false,
+            },
+            _ if REG_NAME[usize::from(b)] => 1,
             _ => return false,
         };
     }
     !name.is_empty()
 }
+
+/// The bytes a reg-name takes as they are: unreserved characters and sub-delims, one
+/// table look-up a byte.
+const REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let others = b"-._~!$&'()*+,;=";
+    let mut i = 0;
+    while i < others.len() {
+        table[others[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// The DNS name of an authority (`host[:port]`): the port and a trailing dot dropped,
 /// lower-case; `None` for an IP literal or anything else a certificate cannot cover.

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use super::host;
 use super::service::{Answer, MainService};
 use crate::config::LimitsConfig;
+use crate::held_body;
 use crate::logging::RequestLog;
 use crate::metrics::Metrics;
 use crate::served::Served;
@@ -38,8 +39,8 @@ pub fn service(
 pub struct RedirectToHttps(Arc<Certificates>);
 
 impl Answer for RedirectToHttps {
-    fn answer(&self, head: &Parts) -> (Response, Option<Served>) {
-        (redirect(&self.0, head), None)
+    fn answer(&self, head: &Parts) -> (held_body::Response, Option<Served>) {
+        (held_body::from_axum(redirect(&self.0, head)), None)
     }
 }
 

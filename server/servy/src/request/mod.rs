@@ -19,11 +19,12 @@ use std::sync::Arc;
 use axum::extract::Request;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use hyper::body::Incoming;
 use tower::Service;
 
 use crate::config::LimitsConfig;
+use crate::held_body::{Response, from_axum};
 use crate::logging::RequestLog;
 use crate::metrics::Metrics;
 use crate::path;
@@ -137,21 +138,21 @@ pub fn dispatch(app: &AppState, parts: &Parts) -> (Response, Option<Served>) {
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, "GET, HEAD")],
         );
-        return (response.into_response(), None);
+        return (from_axum(response.into_response()), None);
     }
     if let Err(rejection) = host::check(parts.version, &parts.headers) {
-        return (rejection.into_response(), None);
+        return (from_axum(rejection.into_response()), None);
     }
     if let Some(key_authorization) = app.acme.as_ref().and_then(|c| c.http01(parts.uri.path())) {
         let response = (
             [(header::CONTENT_TYPE, "application/octet-stream")],
             key_authorization,
         );
-        return (response.into_response(), None);
+        return (from_axum(response.into_response()), None);
     }
     let key = match path::normalise(parts.uri.path()) {
         Ok(key) => key,
-        Err(rejection) => return (rejection.into_response(), None),
+        Err(rejection) => return (from_axum(rejection.into_response()), None),
     };
     if let Some((response, served)) = app.site.respond(&key, &parts.method, &parts.headers) {
         return (response, Some(served));
@@ -165,7 +166,7 @@ pub fn dispatch(app: &AppState, parts: &Parts) -> (Response, Option<Served>) {
         return app.answer_rule(outcome, &parts.method);
     }
     if let Some((response, served)) = app.redirects.lookup(&key, parts.uri.query()) {
-        return (response, Some(served));
+        return (from_axum(response), Some(served));
     }
     if let Some(outcome) = app.rules.pattern(app.site, &key, asked) {
         return app.answer_rule(outcome, &parts.method);

@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use axum::http::request::Parts;
 use axum::http::{Method, header};
-use axum::response::Response;
 use hyper::body::Body as _;
 
-use crate::logging::{RequestLog, RequestRecord};
+use crate::held_body::Response;
+use crate::logging::{LoggedPath, RequestLog, RequestRecord};
 use crate::metrics::Metrics;
 use crate::served::Served;
 
@@ -31,7 +31,7 @@ pub fn record(
     if let Some(log) = log {
         log.record(RequestRecord {
             method: head.method.clone(),
-            uri: head.uri.clone(),
+            path: LoggedPath::new(head.uri.path()),
             status: response.status().as_u16(),
             bytes,
             duration_us: elapsed.as_micros() as u64,

@@ -19,14 +19,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::Request;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
 
 use super::observe;
 use super::shed::Shed;
+use crate::held_body::{Response, ResponseBody};
 use crate::logging::RequestLog;
 use crate::metrics::Metrics;
 use crate::served::Served;
@@ -39,9 +38,22 @@ pub trait Answer: Clone + Send + Sync + 'static {
     fn answer(&self, head: &Parts) -> (Response, Option<Served>);
 }
 
-/// The main listener's service around `A` (see the module's steps).
-#[derive(Clone)]
+/// The main listener's service around `A` (see the module's steps). Cloned for every
+/// request (tower's `call` takes it by `&mut`), so it is one shared pointer.
 pub struct MainService<A> {
+    shared: Arc<Shared<A>>,
+}
+
+impl<A> Clone for MainService<A> {
+    fn clone(&self) -> Self {
+        MainService {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Shared<A> {
     answer: A,
     shed: Shed,
     /// The every-path headers, for responses no file built.
@@ -63,19 +75,37 @@ impl<A: Answer> MainService<A> {
         log: Option<RequestLog>,
     ) -> MainService<A> {
         MainService {
-            answer,
-            shed: Shed::new(max_concurrency),
-            headers,
-            hsts: None,
-            metrics,
-            log,
+            shared: Arc::new(Shared {
+                answer,
+                shed: Shed::new(max_concurrency),
+                headers,
+                hsts: None,
+                metrics,
+                log,
+            }),
         }
     }
 
     /// Sends `hsts` as `Strict-Transport-Security` on every response.
-    pub fn with_hsts(mut self, hsts: Option<HeaderValue>) -> MainService<A> {
-        self.hsts = hsts;
-        self
+    pub fn with_hsts(self, hsts: Option<HeaderValue>) -> MainService<A> {
+        let Shared {
+            answer,
+            shed,
+            headers,
+            metrics,
+            log,
+            ..
+        } = Arc::unwrap_or_clone(self.shared);
+        MainService {
+            shared: Arc::new(Shared {
+                answer,
+                shed,
+                headers,
+                hsts,
+                metrics,
+                log,
+            }),
+        }
     }
 }
 
@@ -89,26 +119,32 @@ impl<A: Answer, B> tower::Service<Request<B>> for MainService<A> {
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        let this = &*self.shared;
         let start = Instant::now();
         let (head, _unread_body) = req.into_parts();
-        let (response, served) = match self.shed.admit() {
+        let (response, served) = match this.shed.admit() {
             None => (Shed::overloaded(), None),
             Some(permit) => {
                 let (response, served) =
-                    catch_unwind(AssertUnwindSafe(|| self.answer.answer(&head)))
+                    catch_unwind(AssertUnwindSafe(|| this.answer.answer(&head)))
                         .unwrap_or_else(|_| (panicked(), None));
                 (Shed::hold(response, permit), served)
             }
         };
-        let mut response = self.headers.complete(response);
-        if let Some(hsts) = &self.hsts {
+        // A file's response carries the every-path headers already: each file's own
+        // list starts with the defaults (`site/headers.rs`).
+        let mut response = match served {
+            Some(Served::Asset(_)) => response,
+            _ => this.headers.complete(response),
+        };
+        if let Some(hsts) = &this.hsts {
             response
                 .headers_mut()
                 .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
         observe::record(
-            &self.metrics,
-            self.log.as_ref(),
+            &this.metrics,
+            this.log.as_ref(),
             &head,
             &response,
             served,
@@ -119,7 +155,7 @@ impl<A: Answer, B> tower::Service<Request<B>> for MainService<A> {
 }
 
 fn panicked() -> Response {
-    let mut response = Response::new(Body::from("internal server error\n"));
+    let mut response = Response::new(ResponseBody::from_static(b"internal server error\n"));
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

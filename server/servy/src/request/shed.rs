@@ -7,40 +7,41 @@
 //! client (HTTP/2 flow control) for as long as the client likes.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
-use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::held_body::HeldBody;
+use crate::held_body::{InFlight, Response, ResponseBody};
 
 /// The in-flight count of one listener's requests.
 #[derive(Clone)]
 pub struct Shed {
-    permits: Arc<Semaphore>,
+    in_flight: Arc<AtomicUsize>,
+    max_concurrency: usize,
 }
 
 impl Shed {
     pub fn new(max_concurrency: usize) -> Shed {
         Shed {
-            permits: Arc::new(Semaphore::new(max_concurrency.min(Semaphore::MAX_PERMITS))),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            max_concurrency,
         }
     }
 
     /// A place for one more request, or `None` at `max_concurrency`.
-    pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
-        self.permits.clone().try_acquire_owned().ok()
+    pub fn admit(&self) -> Option<InFlight> {
+        InFlight::take(&self.in_flight, self.max_concurrency)
     }
 
-    /// `response` with its body holding `permit` until hyper is done with it.
-    pub fn hold(response: Response, permit: OwnedSemaphorePermit) -> Response {
-        response.map(|body| Body::new(HeldBody::new(body, Some(permit))))
+    /// `response` with its body holding `in_flight` until hyper is done with it.
+    pub fn hold(response: Response, in_flight: InFlight) -> Response {
+        response.map(|body| body.holding(in_flight))
     }
 
     /// 503 with `Retry-After`, built without asking the answer.
     pub fn overloaded() -> Response {
-        let mut response = Response::new(Body::from("servy is overloaded, retry shortly\n"));
+        let body = ResponseBody::from_static(b"servy is overloaded, retry shortly\n");
+        let mut response = Response::new(body);
         *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
         let headers = response.headers_mut();
         headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

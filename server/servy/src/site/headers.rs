@@ -12,9 +12,9 @@
 //! defaults, `_headers` (repeated names joined by `, `), `[headers]` (joined the same way
 //! across its patterns, and replacing a `_headers` value of the same name).
 
+use crate::held_body::Response;
 use axum::http::header::X_CONTENT_TYPE_OPTIONS;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::response::Response;
 
 use crate::config::HeadersConfig;
 use servy_rules::pattern::Pattern;
@@ -131,7 +131,7 @@ fn replace(list: &mut Vec<Header>, name: HeaderName, value: HeaderValue) {
 mod tests {
     use std::collections::BTreeMap;
 
-    use axum::body::Body;
+    use crate::held_body::ResponseBody;
 
     use super::*;
 
@@ -201,11 +201,11 @@ mod tests {
             config(&[("/*", &[("Referrer-Policy", "no-referrer")])]),
             &[],
         );
-        let plain = r.complete(Response::new(Body::empty()));
+        let plain = r.complete(Response::new(ResponseBody::empty()));
         assert_eq!(plain.headers()["x-content-type-options"], "nosniff");
         assert_eq!(plain.headers()["referrer-policy"], "no-referrer");
 
-        let mut asset = Response::new(Body::empty());
+        let mut asset = Response::new(ResponseBody::empty());
         asset
             .headers_mut()
             .insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));

@@ -19,19 +19,18 @@ pub mod rules;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
-use axum::body::Body;
 use axum::http::header::{
     ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE,
-    ETAG, LAST_MODIFIED, VARY,
+    ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RANGE, VARY,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::Response;
-use bytes::Bytes;
 use rust_embed::RustEmbed;
 
 use crate::config::CacheConfig;
+use crate::held_body::{Response, ResponseBody};
 use crate::served::Served;
 use crate::site::headers::{Header, ResponseHeaders};
 use crate::site::not_found::NotFoundPage;
@@ -135,7 +134,7 @@ pub struct Site {
     assets: Vec<Asset>,
     /// Every key a request may normalise to: `a/b.html`, and for `a/index.html` also
     /// `a` and `a/` (and `""` for the root), so no request formats a string to look up.
-    lookup: HashMap<&'static str, usize>,
+    lookup: HashMap<&'static str, usize, KeyHash>,
     /// Keys a forced `_redirects` rule took over (`site/rules.rs`): not served at their own
     /// path, still served by a 200 rewrite.
     withdrawn: HashMap<&'static str, usize>,
@@ -208,7 +207,7 @@ impl Site {
             });
         }
 
-        let mut lookup = HashMap::with_capacity(assets.len() * 2);
+        let mut lookup = HashMap::with_capacity_and_hasher(assets.len() * 2, KeyHash::default());
         for (i, asset) in assets.iter().enumerate() {
             lookup.insert(asset.key, i);
         }
@@ -307,23 +306,24 @@ impl Site {
             None => &asset.identity,
         };
         let last_modified = asset.last_modified.as_ref().map(|(secs, _)| *secs);
-        if conditional::not_modified(headers, rep.etag, last_modified) {
+        let asked = Asked::of(headers);
+        if asked.conditional && conditional::not_modified(headers, rep.etag, last_modified) {
             let headers = asset.not_modified_headers(rep);
-            let response = prebuilt(StatusCode::NOT_MODIFIED, Body::empty(), headers);
+            let response = prebuilt(StatusCode::NOT_MODIFIED, ResponseBody::empty(), headers);
             return Some((response, Served::Asset(asset.key)));
         }
         let len = rep.bytes.len() as u64;
-        let outcome = if method == Method::GET {
+        let outcome = if method == Method::GET && asked.range {
             range::evaluate(headers, rep.etag, last_modified, len)
         } else {
             Outcome::Full
         };
         let response = match outcome {
             Outcome::Full if method == Method::HEAD => {
-                prebuilt(StatusCode::OK, Body::empty(), asset.ok_headers(rep))
+                prebuilt(StatusCode::OK, ResponseBody::empty(), asset.ok_headers(rep))
             }
             Outcome::Full => {
-                let body = Body::from(Bytes::from_static(rep.bytes));
+                let body = ResponseBody::from_static(rep.bytes);
                 prebuilt(StatusCode::OK, body, asset.ok_headers(rep))
             }
             Outcome::Partial(range) => {
@@ -395,6 +395,58 @@ impl Representation {
     }
 }
 
+/// Which of the headers that can change a file's answer a request carries, found in one
+/// pass over its few headers: most requests carry none, and a pass is cheaper than a
+/// hashed look-up for each.
+struct Asked {
+    /// `If-None-Match` or `If-Modified-Since`.
+    conditional: bool,
+    /// `Range` (`If-Range` means nothing without it).
+    range: bool,
+}
+
+impl Asked {
+    fn of(headers: &HeaderMap) -> Asked {
+        let mut asked = Asked {
+            conditional: false,
+            range: false,
+        };
+        for name in headers.keys() {
+            if name == IF_NONE_MATCH || name == IF_MODIFIED_SINCE {
+                asked.conditional = true;
+            } else if name == RANGE {
+                asked.range = true;
+            }
+        }
+        asked
+    }
+}
+
+/// The lookup's hash: FNV-1a, a few instructions a byte where the default SipHash takes
+/// a few hundred a key. SipHash's keying defends a map that requests insert into; this
+/// one is built once from the site's own keys, so a request can only look up.
+type KeyHash = BuildHasherDefault<Fnv>;
+
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Moves a value's bytes to memory that lives as long as the process, so that cloning
 /// it into each response, and dropping it there, touches no reference count. The site's
 /// values are fixed from start-up on; the few bytes are leaked once.
@@ -406,7 +458,7 @@ fn make_static(value: &mut HeaderValue) {
 }
 
 /// A response with a prebuilt header map.
-fn prebuilt(status: StatusCode, body: Body, headers: &HeaderMap) -> Response {
+fn prebuilt(status: StatusCode, body: ResponseBody, headers: &HeaderMap) -> Response {
     let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers.clone();
@@ -439,7 +491,7 @@ impl Asset {
         })
     }
 
-    fn response(&self, status: StatusCode, body: Body, headers: usize) -> Response {
+    fn response(&self, status: StatusCode, body: ResponseBody, headers: usize) -> Response {
         let mut response = Response::new(body);
         *response.status_mut() = status;
         response.headers_mut().reserve(headers);
@@ -454,7 +506,7 @@ impl Asset {
             .bytes
             .get(start as usize..=end as usize)
             .unwrap_or_default();
-        let body = Body::from(Bytes::from_static(slice));
+        let body = ResponseBody::from_static(slice);
         let mut response = self.response(StatusCode::PARTIAL_CONTENT, body, 10);
         self.entity_headers(response.headers_mut(), rep);
         let h = response.headers_mut();
@@ -468,7 +520,8 @@ impl Asset {
 
     /// 416: the range lies outside the representation; say how long it is.
     fn unsatisfiable(&self, rep: &Representation) -> Response {
-        let mut response = self.response(StatusCode::RANGE_NOT_SATISFIABLE, Body::empty(), 5);
+        let mut response =
+            self.response(StatusCode::RANGE_NOT_SATISFIABLE, ResponseBody::empty(), 5);
         self.validators(response.headers_mut(), rep);
         let len = rep.bytes.len();
         response

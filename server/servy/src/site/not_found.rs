@@ -3,11 +3,10 @@
 //! Reached when no file and no redirect alias matched. `Cache-Control: no-cache`, so a
 //! page added by the next deploy (or an alias added upstream) is seen at once.
 
-use axum::body::Body;
 use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::Response;
-use bytes::Bytes;
+
+use crate::held_body::{Response, ResponseBody};
 
 const PLAIN: &[u8] = b"404 Not Found\n";
 
@@ -44,9 +43,9 @@ impl NotFoundPage {
 /// and no body.
 pub fn respond(page: &NotFoundPage, method: &Method) -> Response {
     let body = if method == Method::HEAD {
-        Body::empty()
+        ResponseBody::empty()
     } else {
-        Body::from(Bytes::from_static(page.bytes))
+        ResponseBody::from_static(page.bytes)
     };
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::NOT_FOUND;

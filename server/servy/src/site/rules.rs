@@ -22,12 +22,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::Response;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
+use crate::held_body::{Response, ResponseBody};
 use crate::path;
 use crate::served::Served;
 use crate::site::Site;
@@ -262,7 +261,7 @@ fn rewrite(site: &Site, file: &str, asked: Asked<'_>) -> Outcome {
 }
 
 fn redirect(status: StatusCode, location: HeaderValue) -> Response {
-    let mut response = Response::new(Body::empty());
+    let mut response = Response::new(ResponseBody::empty());
     *response.status_mut() = status;
     let h = response.headers_mut();
     h.insert(LOCATION, location);
