@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Version};
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -23,6 +23,9 @@ pub struct Metrics {
     pub registry: Registry,
     /// `servy_requests_total`: every request on the main listener.
     pub requests: IntCounter,
+    /// `servy_requests_by_protocol_total{protocol}`, one counter per HTTP version,
+    /// resolved once (see [`protocol_index`]).
+    by_protocol: [IntCounter; PROTOCOLS.len()],
     /// `servy_response_status{status}`: responses by status code.
     pub response_status: IntCounterVec,
     /// `servy_request_duration_seconds`: time to produce the response head.
@@ -64,6 +67,15 @@ impl Metrics {
             "servy_requests_total",
             "Requests received on the main listener.",
         );
+        let requests_by_protocol = IntCounterVec::new(
+            Opts::new(
+                "servy_requests_by_protocol_total",
+                "Requests received on the main listener, by protocol (HTTP/1.0, HTTP/1.1, HTTP/2, HTTP/3).",
+            ),
+            &["protocol"],
+        )
+        .expect("valid metric");
+        let by_protocol = PROTOCOLS.map(|p| requests_by_protocol.with_label_values(&[p]));
         let response_status = IntCounterVec::new(
             Opts::new(
                 "servy_response_status",
@@ -134,6 +146,7 @@ impl Metrics {
 
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(requests_by_protocol),
             Box::new(response_status.clone()),
             Box::new(request_duration.clone()),
             Box::new(response_bytes.clone()),
@@ -153,6 +166,7 @@ impl Metrics {
         Metrics {
             registry,
             requests,
+            by_protocol,
             response_status,
             request_duration,
             response_bytes,
@@ -168,8 +182,11 @@ impl Metrics {
     }
 
     /// Records one finished request on the main listener.
-    pub fn observe(&self, status: StatusCode, bytes: u64, elapsed: Duration) {
+    pub fn observe(&self, version: Version, status: StatusCode, bytes: u64, elapsed: Duration) {
         self.requests.inc();
+        if let Some(counter) = protocol_index(version).and_then(|i| self.by_protocol.get(i)) {
+            counter.inc();
+        }
         self.response_bytes.inc_by(bytes);
         self.request_duration.observe(elapsed.as_secs_f64());
         let code = status.as_u16();
@@ -183,6 +200,20 @@ impl Metrics {
                 .with_label_values(&[status.as_str()])
                 .inc(),
         }
+    }
+}
+
+/// The label values of `servy_requests_by_protocol_total`, in [`protocol_index`] order.
+const PROTOCOLS: [&str; 4] = ["HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3"];
+
+/// Where `version` is counted; `None` for HTTP/0.9, which hyper never hands servy.
+fn protocol_index(version: Version) -> Option<usize> {
+    match version {
+        Version::HTTP_10 => Some(0),
+        Version::HTTP_11 => Some(1),
+        Version::HTTP_2 => Some(2),
+        Version::HTTP_3 => Some(3),
+        _ => None,
     }
 }
 

@@ -27,7 +27,7 @@ pub fn record(
         true => 0,
         false => body_len(response),
     };
-    metrics.observe(response.status(), bytes, elapsed);
+    metrics.observe(head.version, response.status(), bytes, elapsed);
     if let Some(log) = log {
         log.record(RequestRecord {
             method: head.method.clone(),

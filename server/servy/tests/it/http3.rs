@@ -228,6 +228,13 @@ fn quic_connections_are_counted_and_sigterm_drains_them() {
     assert_eq!(h3.get("/robots.txt").status, 200);
     assert_eq!(metric(&servy, "servy_quic_connections_open"), Some(1.0));
     assert_eq!(
+        metric(
+            &servy,
+            "servy_requests_by_protocol_total{protocol=\"HTTP/3\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
         metric(&servy, "servy_quic_handshake_failures_total"),
         Some(0.0)
     );

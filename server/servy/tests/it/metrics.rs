@@ -40,6 +40,16 @@ fn requests_are_counted_by_status_without_path_labels() {
 
     let text = scrape(&servy);
     assert_eq!(sample(&text, "servy_requests_total"), Some(4.0), "{text}");
+    // The support client speaks HTTP/1.1; the other protocols are there at 0.
+    for (protocol, count) in [
+        ("HTTP/1.0", 0.0),
+        ("HTTP/1.1", 4.0),
+        ("HTTP/2", 0.0),
+        ("HTTP/3", 0.0),
+    ] {
+        let series = format!("servy_requests_by_protocol_total{{protocol=\"{protocol}\"}}");
+        assert_eq!(sample(&text, &series), Some(count), "{text}");
+    }
     assert_eq!(
         sample(&text, "servy_response_status{status=\"200\"}"),
         Some(2.0),
