@@ -152,10 +152,14 @@ fn run(args: cli::Args) -> Result<(), Failure> {
         state.tls.is_some(),
     )
     .map_err(|need| Failure::Config(need.into()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(Failure::startup)?;
+    // On one CPU (a pinned process, a one-vCPU machine or container) a multi-thread
+    // runtime still has one worker, and hands it every task the main thread wakes:
+    // everything runs on the main thread instead.
+    let mut runtime = match std::thread::available_parallelism().map_or(1, |n| n.get()) {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = runtime.enable_all().build().map_err(Failure::startup)?;
     let grace = config.limits.shutdown_grace;
     let result = runtime.block_on(serve(config, listeners, state));
     // A CPU profile may still be sampling on a blocking thread; don't wait for it.
