@@ -184,22 +184,7 @@ fn bind_udp(addrs: &[SocketAddr]) -> Result<Vec<UdpSocket>, ListenError> {
 
 /// Checks that `fd` is an IPv4/IPv6 datagram socket, then makes it non-blocking.
 fn take_datagram(fd: OwnedFd, name: &str) -> Result<UdpSocket, ListenError> {
-    let raw = fd.as_raw_fd();
-    let refuse = |why: String| ListenError::NotListening {
-        fd: raw,
-        name: name.to_string(),
-        why,
-    };
-    let sockopt = |opt| sockopt_int(&fd, opt).map_err(|e| refuse(e.to_string()));
-    if sockopt(libc::SO_TYPE)? != libc::SOCK_DGRAM {
-        return Err(refuse(
-            "not a datagram socket (ListenDatagram= is needed)".into(),
-        ));
-    }
-    let domain = sockopt(libc::SO_DOMAIN)?;
-    if domain != libc::AF_INET && domain != libc::AF_INET6 {
-        return Err(refuse("not an IP socket".into()));
-    }
+    let refuse = check_ip_socket(&fd, name, libc::SOCK_DGRAM, "ListenDatagram=")?;
     let socket = UdpSocket::from(fd);
     socket
         .set_nonblocking(true)
@@ -207,25 +192,43 @@ fn take_datagram(fd: OwnedFd, name: &str) -> Result<UdpSocket, ListenError> {
     Ok(socket)
 }
 
-/// Checks that `fd` is a listening IPv4/IPv6 stream socket, then makes it non-blocking.
-fn take_listener(fd: OwnedFd, name: &str) -> Result<TcpListener, ListenError> {
+/// Checks that `fd` is an IPv4/IPv6 socket of `kind` (what `directive` makes); the
+/// refusal for a later check comes back with it.
+fn check_ip_socket<'a>(
+    fd: &OwnedFd,
+    name: &'a str,
+    kind: libc::c_int,
+    directive: &str,
+) -> Result<impl Fn(String) -> ListenError + 'a, ListenError> {
     let raw = fd.as_raw_fd();
-    let refuse = |why: String| ListenError::NotListening {
+    let refuse = move |why: String| ListenError::NotListening {
         fd: raw,
         name: name.to_string(),
         why,
     };
-    let sockopt = |opt| sockopt_int(&fd, opt).map_err(|e| refuse(e.to_string()));
-    if sockopt(libc::SO_TYPE)? != libc::SOCK_STREAM {
-        return Err(refuse(
-            "not a stream socket (ListenStream= is needed)".into(),
-        ));
+    let sockopt = |opt| sockopt_int(fd, opt).map_err(|e| refuse(e.to_string()));
+    if sockopt(libc::SO_TYPE)? != kind {
+        let what = if kind == libc::SOCK_DGRAM {
+            "datagram"
+        } else {
+            "stream"
+        };
+        return Err(refuse(format!(
+            "not a {what} socket ({directive} is needed)"
+        )));
     }
     let domain = sockopt(libc::SO_DOMAIN)?;
     if domain != libc::AF_INET && domain != libc::AF_INET6 {
         return Err(refuse("not an IP socket".into()));
     }
-    if sockopt(libc::SO_ACCEPTCONN)? == 0 {
+    Ok(refuse)
+}
+
+/// Checks that `fd` is a listening IPv4/IPv6 stream socket, then makes it non-blocking.
+fn take_listener(fd: OwnedFd, name: &str) -> Result<TcpListener, ListenError> {
+    let refuse = check_ip_socket(&fd, name, libc::SOCK_STREAM, "ListenStream=")?;
+    let listening = sockopt_int(&fd, libc::SO_ACCEPTCONN).map_err(|e| refuse(e.to_string()))?;
+    if listening == 0 {
         return Err(refuse("not listening (Accept=no is needed)".into()));
     }
     let listener = TcpListener::from(fd);
