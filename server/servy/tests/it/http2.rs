@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::support::http::{H2Frame, next_h2_frame};
 use crate::support::tls::{self, Pki};
 use crate::support::{Servy, TempDir, get};
 
@@ -85,16 +86,13 @@ fn read_answers(io: &mut impl Read, streams: usize, within: Duration) -> Answers
             answers.ended.len()
         );
         buf.extend_from_slice(&chunk[..n]);
-        while buf.len() >= 9 {
-            let len =
-                (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
-            if buf.len() < 9 + len {
-                break;
-            }
-            let (kind, flags) = (buf[3], buf[4]);
-            let stream = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
-            let payload = buf[9..9 + len].to_vec();
-            buf.drain(..9 + len);
+        while let Some(H2Frame {
+            kind,
+            flags,
+            stream,
+            payload,
+        }) = next_h2_frame(&mut buf)
+        {
             assert!(
                 kind != 0x3 && kind != 0x7,
                 "RST_STREAM or GOAWAY on stream {stream}"

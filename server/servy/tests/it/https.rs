@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use rustls::HandshakeKind;
 
+use crate::support::http::{H2Frame, next_h2_frame};
 use crate::support::tls::{self, Leaf, Pki};
 use crate::support::{Servy, TempDir, command, get, raw, request};
 
@@ -162,16 +163,13 @@ fn h2_over_tls_when_alpn_chooses_it() {
         let n = conn.read(&mut chunk).expect("read h2");
         assert!(n > 0, "connection closed before the response");
         buf.extend_from_slice(&chunk[..n]);
-        while buf.len() >= 9 {
-            let len =
-                (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
-            if buf.len() < 9 + len {
-                break;
-            }
-            let (kind, flags) = (buf[3], buf[4]);
-            let stream = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
-            let payload = buf[9..9 + len].to_vec();
-            buf.drain(..9 + len);
+        while let Some(H2Frame {
+            kind,
+            flags,
+            stream,
+            payload,
+        }) = next_h2_frame(&mut buf)
+        {
             if stream == 1 && kind == 0x1 && status_200.is_none() {
                 status_200 = Some(payload.first() == Some(&0x88));
             }

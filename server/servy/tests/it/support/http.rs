@@ -261,3 +261,27 @@ pub fn h2_stalled_get(addr: SocketAddr, path: &str) -> TcpStream {
     stream.write_all(&bytes).expect("send h2 request");
     stream
 }
+
+/// One HTTP/2 frame (RFC 9113 §4.1) as the tests read it.
+pub struct H2Frame {
+    pub kind: u8,
+    pub flags: u8,
+    pub stream: u32,
+    pub payload: Vec<u8>,
+}
+
+/// Takes the first whole frame off the front of `buf`, if it holds one.
+pub fn next_h2_frame(buf: &mut Vec<u8>) -> Option<H2Frame> {
+    let header = buf.get(..9)?;
+    let len =
+        (usize::from(header[0]) << 16) | (usize::from(header[1]) << 8) | usize::from(header[2]);
+    let payload = buf.get(9..9 + len)?.to_vec();
+    let frame = H2Frame {
+        kind: buf[3],
+        flags: buf[4],
+        stream: u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff,
+        payload,
+    };
+    buf.drain(..9 + len);
+    Some(frame)
+}
