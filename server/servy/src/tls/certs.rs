@@ -123,26 +123,37 @@ impl fmt::Display for PemError {
 /// A pair whose match rustls cannot confirm (`InconsistentKeys::Unknown`) is refused like
 /// a mismatch: serving it would fail every handshake instead of failing the load.
 pub fn from_pem(chain: &[u8], key: &[u8], provider: &CryptoProvider) -> Result<Loaded, PemError> {
-    let chain = CertificateDer::pem_slice_iter(chain)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| PemError::Chain(format!("not a PEM certificate chain: {e}")))?;
-    let Some(leaf) = chain.first() else {
-        return Err(PemError::Chain("no CERTIFICATE block".into()));
-    };
-    let (names, not_after) = describe(leaf).map_err(PemError::Chain)?;
-    let key = PrivateKeyDer::from_pem_slice(key)
-        .map_err(|e| PemError::Key(format!("no usable PEM private key: {e}")))?;
-    let key = provider
-        .key_provider
-        .load_private_key(key)
-        .map_err(|e| PemError::Key(format!("unusable private key: {e}")))?;
-    let certified = CertifiedKey::new(chain, key);
+    let certified = parse_pem(chain, key, provider)?;
+    let (names, not_after) = describe(&certified.cert[0]).map_err(PemError::Chain)?;
     certified.keys_match().map_err(|_| PemError::Mismatch)?;
     Ok(Loaded {
         names,
         not_after,
         key: Arc::new(certified),
     })
+}
+
+/// The PEM parsing of [`from_pem`] without its checks: a certificate servy made itself
+/// (an ACME TLS-ALPN-01 answer, whose critical extension webpki cannot parse) needs only
+/// this. The chain is never empty.
+pub fn parse_pem(
+    chain: &[u8],
+    key: &[u8],
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, PemError> {
+    let chain = CertificateDer::pem_slice_iter(chain)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PemError::Chain(format!("not a PEM certificate chain: {e}")))?;
+    if chain.is_empty() {
+        return Err(PemError::Chain("no CERTIFICATE block".into()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key)
+        .map_err(|e| PemError::Key(format!("no usable PEM private key: {e}")))?;
+    let key = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| PemError::Key(format!("unusable private key: {e}")))?;
+    Ok(CertifiedKey::new(chain, key))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, CertError> {

@@ -16,9 +16,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use instant_acme::KeyAuthorization;
 use rcgen::{CertificateParams, CustomExtension, KeyPair};
-use rustls::crypto::ring::sign::any_ecdsa_type;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 
 use super::store::Store;
@@ -131,18 +128,11 @@ fn validation_certificate(
 }
 
 /// What the resolver presents, from a validation certificate's PEM (this process's, or
-/// another replica's read from the state directory: both go through here). Not
-/// `tls::certs::from_pem`: its pair check parses the certificate with webpki, which
-/// refuses the critical acmeIdentifier extension that RFC 8737 requires.
+/// another replica's read from the state directory: both go through here). Parsed only:
+/// `tls::certs::from_pem`'s pair check parses the certificate with webpki, which refuses
+/// the critical acmeIdentifier extension that RFC 8737 requires.
 fn certified_key(pem: &[u8]) -> Result<Arc<CertifiedKey>, String> {
-    let chain = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("not a PEM certificate: {e}"))?;
-    if chain.is_empty() {
-        return Err("no CERTIFICATE block".into());
-    }
-    let key = PrivateKeyDer::from_pem_slice(pem)
-        .map_err(|e| format!("no usable PEM private key: {e}"))?;
-    let signer = any_ecdsa_type(&key).map_err(|e| e.to_string())?;
-    Ok(Arc::new(CertifiedKey::new(chain, signer)))
+    crate::tls::certs::parse_pem(pem, pem, &rustls::crypto::ring::default_provider())
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
 }
