@@ -34,10 +34,7 @@ impl Store {
     /// Creates the directory (0700) if needed.
     pub fn open(state_dir: &Path, directory_url: &str) -> io::Result<Store> {
         let dir = state_dir.join("acme").join(ca_dir_name(directory_url));
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)?;
+        private_dir(&dir)?;
         Ok(Store {
             dir,
             owner: owner_token().into(),
@@ -203,17 +200,12 @@ impl Store {
     }
 
     pub fn publish_http01(&self, token: &str, key_authorization: &str) -> io::Result<()> {
-        let path = self.http01_path(token).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("not an ACME token: {token:?}"),
-            )
-        })?;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(self.http01_dir())?;
-        replace(&path, key_authorization.as_bytes())
+        let path = self.http01_path(token);
+        publish(
+            path,
+            || format!("not an ACME token: {token:?}"),
+            key_authorization,
+        )
     }
 
     /// The answer another replica published for `token`, if any.
@@ -247,17 +239,8 @@ impl Store {
     }
 
     pub fn publish_tls_alpn01(&self, domain: &str, pem: &str) -> io::Result<()> {
-        let path = self.tls_alpn01_path(domain).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("not a DNS name: {domain:?}"),
-            )
-        })?;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(self.tls_alpn01_dir())?;
-        replace(&path, pem.as_bytes())
+        let path = self.tls_alpn01_path(domain);
+        publish(path, || format!("not a DNS name: {domain:?}"), pem)
     }
 
     /// The validation certificate (chain and key, PEM) another replica published for
@@ -305,6 +288,24 @@ fn owner_token() -> String {
         .unwrap_or_default()
         .as_nanos();
     format!("owner {} {} {started}\n", host.trim(), std::process::id())
+}
+
+/// Writes a challenge answer to `path` (`None`: the name was refused, for `why`), in a
+/// 0700 directory made if needed.
+fn publish(path: Option<PathBuf>, why: impl FnOnce() -> String, answer: &str) -> io::Result<()> {
+    let path = path.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, why()))?;
+    if let Some(dir) = path.parent() {
+        private_dir(dir)?;
+    }
+    replace(&path, answer.as_bytes())
+}
+
+/// Creates `dir` and its parents, the new ones mode 0700.
+fn private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// Writes `bytes` to a temporary file (0600) beside `path`, syncs it, and renames it
