@@ -140,20 +140,7 @@ impl H3 {
             }
             let head = stream.recv_response().await.map_err(|e| e.to_string())?;
             let mut body = Vec::new();
-            let clean_end = loop {
-                match stream.recv_data().await {
-                    Ok(Some(mut chunk)) => {
-                        while chunk.has_remaining() {
-                            let part = chunk.chunk();
-                            body.extend_from_slice(part);
-                            let n = part.len();
-                            chunk.advance(n);
-                        }
-                    }
-                    Ok(None) => break true,
-                    Err(_) => break false,
-                }
-            };
+            let clean_end = read_body(&mut stream, &mut body).await;
             if let Some(late) = late_body {
                 // Give a STOP_SENDING from servy time to arrive before writing.
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -205,22 +192,7 @@ impl H3 {
         between();
         self.runtime.block_on(async {
             let mut body = Vec::new();
-            let read = async {
-                loop {
-                    match stream.recv_data().await {
-                        Ok(Some(mut chunk)) => {
-                            while chunk.has_remaining() {
-                                let part = chunk.chunk();
-                                body.extend_from_slice(part);
-                                let n = part.len();
-                                chunk.advance(n);
-                            }
-                        }
-                        Ok(None) => return true,
-                        Err(_) => return false,
-                    }
-                }
-            };
+            let read = read_body(&mut stream, &mut body);
             let clean = tokio::time::timeout(TIMEOUT, read).await.unwrap_or(false);
             (body, clean)
         })
@@ -287,4 +259,26 @@ pub fn h2_get(addr: SocketAddr, name: &str, tls: &ClientConfig, path: &str) -> R
             body: Vec::new(),
         }
     })
+}
+
+/// Reads a response body to its end into `body`; whether the stream ended cleanly
+/// (rather than reset).
+async fn read_body<S: h3::quic::RecvStream>(
+    stream: &mut h3::client::RequestStream<S, Bytes>,
+    body: &mut Vec<u8>,
+) -> bool {
+    loop {
+        match stream.recv_data().await {
+            Ok(Some(mut chunk)) => {
+                while chunk.has_remaining() {
+                    let part = chunk.chunk();
+                    body.extend_from_slice(part);
+                    let n = part.len();
+                    chunk.advance(n);
+                }
+            }
+            Ok(None) => return true,
+            Err(_) => return false,
+        }
+    }
 }
