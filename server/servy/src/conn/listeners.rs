@@ -2,7 +2,8 @@
 //! `quic`: inherited from systemd by `FileDescriptorName`, else bound from the config
 //! (`quic` at the https listeners' own addresses). The first thing a request meets.
 //!
-//! The only `unsafe` in servy lives here, at the systemd boundary: an inherited fd is
+//! servy's `unsafe` at the systemd boundary lives here (the other module with `unsafe` is
+//! `zero_copy/sys.rs`, for sendfile and sendmsg): an inherited fd is
 //! taken over, checked (a listening TCP socket? an IP datagram socket?), made
 //! non-blocking, then used as a safe `TcpListener` or `UdpSocket`.
 #![allow(unsafe_code)]
