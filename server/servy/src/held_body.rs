@@ -55,12 +55,9 @@ impl ResponseBody {
         }
     }
 
-    /// The same body, holding `in_flight` until hyper drops it.
-    pub fn holding(self, in_flight: InFlight) -> ResponseBody {
-        ResponseBody {
-            content: self.content,
-            _in_flight: Some(in_flight),
-        }
+    /// Holds `in_flight` until hyper drops the body.
+    pub fn hold(&mut self, in_flight: InFlight) {
+        self._in_flight = Some(in_flight);
     }
 }
 

@@ -11,6 +11,8 @@
 //! for that first load.
 #![deny(unsafe_code)] // allowed in `conn::listeners` (the systemd boundary), `conn::zero_copy::sys` (sendfile) and the tests' counting allocator
 
+#[cfg(test)]
+mod allocations;
 mod cli;
 mod config;
 mod conn;
@@ -19,6 +21,7 @@ mod logging;
 mod metrics;
 mod path;
 mod request;
+mod request_headers;
 mod served;
 mod short_links;
 mod signals;

@@ -9,8 +9,10 @@
 //!
 //! HTTP/2 carries the authority in `:authority`, so an h2 request may have no `Host`.
 
-use axum::http::{HeaderMap, StatusCode, Version, header};
+use axum::http::{StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
+
+use crate::request_headers::{Lines, RequestHeaders};
 
 /// Why the request's `Host` cannot be trusted. The client sees only the status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,18 +29,16 @@ pub enum HostRejection {
 /// and gives its text back, or `None` when there is none (or an empty one before
 /// HTTP/1.1). Every reader of `Host` goes through here: the dispatch and the redirect to
 /// HTTPS. It reads the bytes in place: nothing is copied or allocated.
-pub fn check(version: Version, headers: &HeaderMap) -> Result<Option<&str>, HostRejection> {
-    let mut hosts = headers.get_all(header::HOST).iter();
-    let Some(host) = hosts.next() else {
-        return if version == Version::HTTP_11 {
-            Err(HostRejection::Missing)
-        } else {
-            Ok(None)
-        };
+pub fn check<'a>(
+    version: Version,
+    headers: &RequestHeaders<'a>,
+) -> Result<Option<&'a str>, HostRejection> {
+    let host = match headers.host() {
+        Lines::One(host) => host,
+        Lines::Many => return Err(HostRejection::Repeated),
+        Lines::None if version == Version::HTTP_11 => return Err(HostRejection::Missing),
+        Lines::None => return Ok(None),
     };
-    if hosts.next().is_some() {
-        return Err(HostRejection::Repeated);
-    }
     // RFC 9112 §3.2 allows an empty Host only when the target has no authority, which
     // origin-form never does; HTTP/1.0 clients may still send it.
     if host.is_empty() {
@@ -50,7 +50,9 @@ pub fn check(version: Version, headers: &HeaderMap) -> Result<Option<&str>, Host
     }
     match is_authority(host.as_bytes()) {
         // Only ASCII passes, so this is the same text.
-        true => host.to_str().map(Some).map_err(|_| HostRejection::Invalid),
+        true => std::str::from_utf8(host.as_bytes())
+            .map(Some)
+            .map_err(|_| HostRejection::Invalid),
         false => Err(HostRejection::Invalid),
     }
 }
@@ -75,27 +77,37 @@ fn is_authority(text: &[u8]) -> bool {
                 _ => return false,
             }
         }
-        _ => match text.iter().rposition(|&b| b == b':') {
-            Some(colon) => (is_reg_name(&text[..colon]), Some(&text[colon + 1..])),
-            None => (is_reg_name(text), None),
-        },
+        _ => {
+            // A reg-name has no `:`, so the first one starts the port.
+            let Some(name) = reg_name_len(text) else {
+                return false;
+            };
+            match &text[name..] {
+                [] => (name > 0, None),
+                [b':', port @ ..] => (name > 0, Some(port)),
+                _ => return false,
+            }
+        }
     };
     host_ok && port.is_none_or(|port| port.iter().all(u8::is_ascii_digit))
 }
 
-fn is_reg_name(name: &[u8]) -> bool {
+/// The length of the reg-name `text` starts with, up to its end or a `:`; `None` when a
+/// byte before that is not allowed in one. One pass, one table look-up a byte.
+fn reg_name_len(text: &[u8]) -> Option<usize> {
     let mut i = 0;
-    while let Some(&b) = name.get(i) {
+    while let Some(&b) = text.get(i) {
         i += match b {
-            b'%' => match name.get(i + 1..i + 3) {
-                Some([h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => 3,
-                _ => return false,
-            },
+            b':' => break,
             _ if REG_NAME[usize::from(b)] => 1,
-            _ => return false,
+            b'%' => match text.get(i + 1..i + 3) {
+                Some([h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => 3,
+                _ => return None,
+            },
+            _ => return None,
         };
     }
-    !name.is_empty()
+    Some(i)
 }
 
 /// The bytes a reg-name takes as they are: unreserved characters and sub-delims, one
@@ -148,14 +160,14 @@ impl IntoResponse for HostRejection {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
+    use axum::http::{HeaderMap, HeaderValue};
     use proptest::prelude::*;
 
     use super::*;
 
     /// The verdict alone.
     fn judge(version: Version, headers: &HeaderMap) -> Result<(), HostRejection> {
-        check(version, headers).map(|_| ())
+        check(version, &RequestHeaders::of(headers)).map(|_| ())
     }
 
     fn headers(hosts: &[&str]) -> HeaderMap {
@@ -256,7 +268,7 @@ mod tests {
             let Ok(value) = HeaderValue::from_str(&host) else { return Ok(()); };
             let mut h = HeaderMap::new();
             h.insert(header::HOST, value);
-            if check(Version::HTTP_11, &h).is_ok() {
+            if check(Version::HTTP_11, &RequestHeaders::of(&h)).is_ok() {
                 prop_assert!(!host.is_empty());
                 prop_assert!(!host.contains(['@', '/', ' ', '?', '#']), "{host:?}");
             }

@@ -17,6 +17,7 @@ use crate::config::LimitsConfig;
 use crate::held_body;
 use crate::logging::RequestLog;
 use crate::metrics::Metrics;
+use crate::request_headers::RequestHeaders;
 use crate::served::Served;
 use crate::site::headers::ResponseHeaders;
 use crate::tls::Certificates;
@@ -47,7 +48,7 @@ impl Answer for RedirectToHttps {
 /// 308 keeps the method (RFC 9110 §15.4.9), so a form POST stays a POST over HTTPS.
 fn redirect(certificates: &Certificates, req: &Parts) -> Response {
     // The same Host rules as the dispatch: two Host lines, or a malformed one, are a 400.
-    let host = match host::check(req.version, &req.headers) {
+    let host = match host::check(req.version, &RequestHeaders::of(&req.headers)) {
         Ok(host) => host,
         Err(rejection) => return rejection.into_response(),
     };

@@ -5,8 +5,6 @@
 //! The main listener has no routes, only the steps below, so it is a single function.
 //! Real routes live on the metrics listener.
 
-#[cfg(test)]
-mod allocations;
 mod host;
 pub mod https_redirect;
 mod observe;
@@ -28,6 +26,7 @@ use crate::held_body::{Response, from_axum};
 use crate::logging::RequestLog;
 use crate::metrics::Metrics;
 use crate::path;
+use crate::request_headers::RequestHeaders;
 use crate::served::Served;
 use crate::short_links::Redirects;
 use crate::site::Site;
@@ -140,7 +139,8 @@ pub fn dispatch(app: &AppState, parts: &Parts) -> (Response, Option<Served>) {
         );
         return (from_axum(response.into_response()), None);
     }
-    if let Err(rejection) = host::check(parts.version, &parts.headers) {
+    let headers = RequestHeaders::of(&parts.headers);
+    if let Err(rejection) = host::check(parts.version, &headers) {
         return (from_axum(rejection.into_response()), None);
     }
     if let Some(key_authorization) = app.acme.as_ref().and_then(|c| c.http01(parts.uri.path())) {
@@ -154,12 +154,12 @@ pub fn dispatch(app: &AppState, parts: &Parts) -> (Response, Option<Served>) {
         Ok(key) => key,
         Err(rejection) => return (from_axum(rejection.into_response()), None),
     };
-    if let Some((response, served)) = app.site.respond(&key, &parts.method, &parts.headers) {
+    if let Some((response, served)) = app.site.respond(&key, &parts.method, &headers) {
         return (response, Some(served));
     }
     let asked = Asked {
         method: &parts.method,
-        headers: &parts.headers,
+        headers: &headers,
         query: parts.uri.query(),
     };
     if let Some(outcome) = app.rules.exact(app.site, &key, asked) {

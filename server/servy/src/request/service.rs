@@ -125,10 +125,11 @@ impl<A: Answer, B> tower::Service<Request<B>> for MainService<A> {
         let (response, served) = match this.shed.admit() {
             None => (Shed::overloaded(), None),
             Some(permit) => {
-                let (response, served) =
+                let (mut response, served) =
                     catch_unwind(AssertUnwindSafe(|| this.answer.answer(&head)))
                         .unwrap_or_else(|_| (panicked(), None));
-                (Shed::hold(response, permit), served)
+                Shed::hold(&mut response, permit);
+                (response, served)
             }
         };
         // A file's response carries the every-path headers already: each file's own

@@ -33,9 +33,10 @@ impl Shed {
         InFlight::take(&self.in_flight, self.max_concurrency)
     }
 
-    /// `response` with its body holding `in_flight` until hyper is done with it.
-    pub fn hold(response: Response, in_flight: InFlight) -> Response {
-        response.map(|body| body.holding(in_flight))
+    /// `response`'s body holds `in_flight` until hyper is done with it (set in place: a
+    /// response is a few hundred bytes to move).
+    pub fn hold(response: &mut Response, in_flight: InFlight) {
+        response.body_mut().hold(in_flight);
     }
 
     /// 503 with `Retry-After`, built without asking the answer.

@@ -19,18 +19,18 @@ pub mod rules;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use axum::http::header::{
     ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE,
-    ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RANGE, VARY,
+    ETAG, LAST_MODIFIED, VARY,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use rust_embed::RustEmbed;
 
 use crate::config::CacheConfig;
 use crate::held_body::{Response, ResponseBody};
+use crate::request_headers::RequestHeaders;
 use crate::served::Served;
 use crate::site::headers::{Header, ResponseHeaders};
 use crate::site::not_found::NotFoundPage;
@@ -106,11 +106,12 @@ struct Representation {
     content_length: HeaderValue,
     /// `None` for identity.
     encoding: Option<HeaderValue>,
-    /// Every header of its 200 and of its 304, built the first time one is sent
-    /// ([`Asset::ok_headers`]): a response clones a finished map instead of inserting a
-    /// dozen headers one by one. Built on first use rather than at start-up, so a large
-    /// site holds maps only for what is asked for (about 1.4 KiB each).
+    /// Every header of its 200 to a GET, to a HEAD and of its 304, built the first time
+    /// one is sent ([`Asset::ok_headers`]): a response clones a finished map instead of
+    /// inserting a dozen headers one by one. Built on first use rather than at start-up,
+    /// so a large site holds maps only for what is asked for (about 1.4 KiB each).
     ok: OnceLock<HeaderMap>,
+    ok_to_head: OnceLock<HeaderMap>,
     not_modified: OnceLock<HeaderMap>,
 }
 
@@ -265,7 +266,7 @@ impl Site {
         &self,
         key: &str,
         method: &Method,
-        headers: &HeaderMap,
+        headers: &RequestHeaders<'_>,
     ) -> Option<(Response, Served)> {
         let i = self.lookup.get(key).or_else(|| self.withdrawn.get(key))?;
         self.respond_with(&self.assets[*i], method, headers)
@@ -283,7 +284,7 @@ impl Site {
         &self,
         key: &str,
         method: &Method,
-        headers: &HeaderMap,
+        headers: &RequestHeaders<'_>,
     ) -> Option<(Response, Served)> {
         self.respond_with(&self.assets[*self.lookup.get(key)?], method, headers)
     }
@@ -292,7 +293,7 @@ impl Site {
         &self,
         asset: &Asset,
         method: &Method,
-        headers: &HeaderMap,
+        headers: &RequestHeaders<'_>,
     ) -> Option<(Response, Served)> {
         // Images and other files that compress badly have no variants: identity is the
         // only answer, so `Accept-Encoding` is not even parsed for them.
@@ -306,21 +307,23 @@ impl Site {
             None => &asset.identity,
         };
         let last_modified = asset.last_modified.as_ref().map(|(secs, _)| *secs);
-        let asked = Asked::of(headers);
-        if asked.conditional && conditional::not_modified(headers, rep.etag, last_modified) {
+        if headers.conditional()
+            && conditional::not_modified(headers.map(), rep.etag, last_modified)
+        {
             let headers = asset.not_modified_headers(rep);
             let response = prebuilt(StatusCode::NOT_MODIFIED, ResponseBody::empty(), headers);
             return Some((response, Served::Asset(asset.key)));
         }
         let len = rep.bytes.len() as u64;
-        let outcome = if method == Method::GET && asked.range {
-            range::evaluate(headers, rep.etag, last_modified, len)
+        let outcome = if method == Method::GET && headers.range() {
+            range::evaluate(headers.map(), rep.etag, last_modified, len)
         } else {
             Outcome::Full
         };
         let response = match outcome {
             Outcome::Full if method == Method::HEAD => {
-                prebuilt(StatusCode::OK, ResponseBody::empty(), asset.ok_headers(rep))
+                let headers = asset.ok_to_head_headers(rep);
+                prebuilt(StatusCode::OK, ResponseBody::empty(), headers)
             }
             Outcome::Full => {
                 let body = ResponseBody::from_static(rep.bytes);
@@ -390,62 +393,17 @@ impl Representation {
             },
             encoding,
             ok: OnceLock::new(),
+            ok_to_head: OnceLock::new(),
             not_modified: OnceLock::new(),
         }
     }
 }
 
-/// Which of the headers that can change a file's answer a request carries, found in one
-/// pass over its few headers: most requests carry none, and a pass is cheaper than a
-/// hashed look-up for each.
-struct Asked {
-    /// `If-None-Match` or `If-Modified-Since`.
-    conditional: bool,
-    /// `Range` (`If-Range` means nothing without it).
-    range: bool,
-}
-
-impl Asked {
-    fn of(headers: &HeaderMap) -> Asked {
-        let mut asked = Asked {
-            conditional: false,
-            range: false,
-        };
-        for name in headers.keys() {
-            if name == IF_NONE_MATCH || name == IF_MODIFIED_SINCE {
-                asked.conditional = true;
-            } else if name == RANGE {
-                asked.range = true;
-            }
-        }
-        asked
-    }
-}
-
-/// The lookup's hash: FNV-1a, a few instructions a byte where the default SipHash takes
-/// a few hundred a key. SipHash's keying defends a map that requests insert into; this
-/// one is built once from the site's own keys, so a request can only look up.
-type KeyHash = BuildHasherDefault<Fnv>;
-
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+/// The lookup's hash: rustc-hash's, which takes a key eight bytes at a time where the
+/// default SipHash takes a few hundred instructions a key. SipHash's keying defends a
+/// map that requests insert into; this one is built once from the site's own keys, so a
+/// request can only look up.
+type KeyHash = rustc_hash::FxBuildHasher;
 
 /// Moves a value's bytes to memory that lives as long as the process, so that cloning
 /// it into each response, and dropping it there, touches no reference count. The site's
@@ -466,18 +424,29 @@ fn prebuilt(status: StatusCode, body: ResponseBody, headers: &HeaderMap) -> Resp
 }
 
 impl Asset {
-    /// `rep`'s 200 headers, in the order the request path used to insert them: the
-    /// validators, the entity headers, `Content-Length`, then the defaults and rules,
-    /// which win.
+    /// `rep`'s 200 headers to a GET: the validators, the entity headers, then the defaults
+    /// and rules, which win. No `Content-Length`: the connection layer writes the body's
+    /// exact length (hyper for HTTP/1.1 and HTTP/2, `conn/http3.rs` for HTTP/3), one
+    /// header fewer to clone and encode per response.
     fn ok_headers<'a>(&self, rep: &'a Representation) -> &'a HeaderMap {
-        rep.ok.get_or_init(|| {
-            let mut h = HeaderMap::new();
-            self.entity_headers(&mut h, rep);
+        rep.ok.get_or_init(|| self.full_headers(rep, false))
+    }
+
+    /// `rep`'s 200 headers to a HEAD: as to a GET, with the `Content-Length` of the body
+    /// a GET gets, since a HEAD response has none to measure.
+    fn ok_to_head_headers<'a>(&self, rep: &'a Representation) -> &'a HeaderMap {
+        rep.ok_to_head.get_or_init(|| self.full_headers(rep, true))
+    }
+
+    fn full_headers(&self, rep: &Representation, content_length: bool) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        self.entity_headers(&mut h, rep);
+        if content_length {
             h.insert(CONTENT_LENGTH, rep.content_length.clone());
-            self.finish(&mut h);
-            h.values_mut().for_each(make_static);
-            h
-        })
+        }
+        self.finish(&mut h);
+        h.values_mut().for_each(make_static);
+        h
     }
 
     /// `rep`'s 304 headers: the validators, then the defaults and rules.
@@ -605,12 +574,13 @@ mod tests {
             "blog/first-post/",
             "blog/index.html",
         ] {
-            let r = site.respond(key, &Method::GET, &HeaderMap::new());
+            let r = site.respond(key, &Method::GET, &RequestHeaders::of(&HeaderMap::new()));
             assert_eq!(r.map(|(r, _)| r.status()), Some(StatusCode::OK), "{key:?}");
         }
         for key in ["nope", "style.css/", "blog//", "index.htm"] {
             assert!(
-                site.respond(key, &Method::GET, &HeaderMap::new()).is_none(),
+                site.respond(key, &Method::GET, &RequestHeaders::of(&HeaderMap::new()))
+                    .is_none(),
                 "{key:?}"
             );
         }

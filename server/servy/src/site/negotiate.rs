@@ -15,8 +15,10 @@
 
 use std::cell::Cell;
 
+use axum::http::HeaderValue;
 use axum::http::header::ACCEPT_ENCODING;
-use axum::http::{HeaderMap, HeaderValue};
+
+use crate::request_headers::{Lines, RequestHeaders};
 
 /// A content coding a precompressed variant can have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,10 +83,11 @@ impl Weights {
 /// The weights of a request's `Accept-Encoding` lines. A client sends the same line on
 /// every request, so the last single line each thread parsed is kept with its weights
 /// and a request that repeats it skips the parse.
-pub fn weights_of(headers: &HeaderMap) -> Weights {
-    let mut lines = headers.get_all(ACCEPT_ENCODING).iter();
-    let (Some(line), None) = (lines.next(), lines.next()) else {
-        return weights(headers.get_all(ACCEPT_ENCODING));
+pub fn weights_of(headers: &RequestHeaders<'_>) -> Weights {
+    let line = match headers.accept_encoding() {
+        Lines::One(line) => line,
+        Lines::None => return weights(None),
+        Lines::Many => return weights(headers.map().get_all(ACCEPT_ENCODING)),
     };
     let bytes = line.as_bytes();
     if bytes.len() > LAST_LINE_BYTES {
@@ -238,6 +241,8 @@ fn parse_q(s: &[u8]) -> Option<u16> {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderMap;
+
     use super::*;
 
     #[test]
@@ -262,9 +267,16 @@ mod tests {
                 .iter()
                 .map(|l| HeaderValue::from_str(l).unwrap())
                 .collect();
-            assert_eq!(weights_of(&request(lines)), weights(&values), "{lines:?}");
+            assert_eq!(
+                weights_of(&RequestHeaders::of(&request(lines))),
+                weights(&values),
+                "{lines:?}"
+            );
         }
-        assert_eq!(weights_of(&HeaderMap::new()), Weights::IDENTITY_ONLY);
+        assert_eq!(
+            weights_of(&RequestHeaders::of(&HeaderMap::new())),
+            Weights::IDENTITY_ONLY
+        );
     }
     use proptest::prelude::*;
 

@@ -23,11 +23,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, LOCATION};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use crate::held_body::{Response, ResponseBody};
 use crate::path;
+use crate::request_headers::RequestHeaders;
 use crate::served::Served;
 use crate::site::Site;
 use servy_rules::pattern::{self, Captures, Pattern};
@@ -93,7 +94,7 @@ enum Answer {
 #[derive(Clone, Copy)]
 pub struct Asked<'a> {
     pub method: &'a Method,
-    pub headers: &'a HeaderMap,
+    pub headers: &'a RequestHeaders<'a>,
     /// Appended to a redirect's target, as Netlify does.
     pub query: Option<&'a str>,
 }
