@@ -66,10 +66,12 @@ threads-multiplier = 1
 
 
 def h2o_conf(port: int, root: Path, redirects: list[tuple[str, str]], access_log: Path | None,
-             workdir: Path, tls: tuple[Path, Path] | None = None) -> str:
+             workdir: Path, tls: tuple[Path, Path] | None = None,
+             headers: list[tuple[str, str]] = ()) -> str:
     """h2o's config: one thread, its precompressed files, the aliases as 308 (a path of
     their own each, so files under other paths still win), 404.html for a miss. With tls
-    (cert, key), the listener speaks TLS (HTTP/2 and HTTP/1.1 by ALPN)."""
+    (cert, key), the listener speaks TLS (HTTP/2 and HTTP/1.1 by ALPN). headers are added
+    to every response."""
     ssl = f"""
   ssl:
     certificate-file: {tls[0]}
@@ -80,6 +82,15 @@ def h2o_conf(port: int, root: Path, redirects: list[tuple[str, str]], access_log
     log = f"access-log: {access_log}\n" if access_log else ""
     aliases = "".join(f'      "/{a}":\n        redirect:\n          status: 308\n          url: "{t}"\n'
                       for a, t in redirects)
+    # h2o 2.2 takes one header per directive and level, not a list: `header.add` and
+    # `header.set` (the same for a header h2o does not send itself) at the global and
+    # the host level.
+    if len(headers) > 4:
+        raise ValueError(f"h2o_conf: at most 4 extra headers, not {len(headers)}")
+    places = [("", "header.add"), ("", "header.set"), ("    ", "header.add"), ("    ", "header.set")]
+    lines = [f'{indent}{directive}: "{name}: {value}"\n' for (indent, directive), (name, value) in zip(places, headers)]
+    global_headers = "".join(l for l in lines if not l.startswith(" "))
+    host_headers = "".join(l for l in lines if l.startswith(" "))
     return f"""{user}num-threads: 1
 pid-file: {workdir}/h2o.pid
 error-log: {workdir}/error.log
@@ -90,9 +101,9 @@ file.send-compressed: ON
 error-doc:
   status: 404
   url: /404.html
-hosts:
+{global_headers}hosts:
   default:
-    paths:
+{host_headers}    paths:
 {aliases}      "/":
         file.dir: {root}
 """

@@ -26,8 +26,12 @@ over its whole process tree, zeroed and dumped together. It prints, for both log
 settings, servy / nginx, servy / h2o and servy − floor (the instructions that are
 servy's own).
 
+With --site-headers nginx and h2o add to every response the headers servy sends on the
+demo site beyond a file server's usual ones (the `/*` block of its `_headers` and servy's
+`X-Content-Type-Options: nosniff`), so that each server sends the same policy.
+
     cargo build --release -p servy --bin servy --example hyper_floor
-    tests/bench/instructions.py --servy server/target/release/servy [--requests 3000]
+    tests/bench/instructions.py --servy server/target/release/servy [--requests 3000] [--site-headers]
 """
 
 from __future__ import annotations
@@ -65,6 +69,25 @@ class NginxSameUser(Nginx):
             conf = self.workdir / "nginx" / "nginx.conf"
             conf.write_text("user root;\n" + conf.read_text())
         return cmd
+
+
+def site_headers() -> list[tuple[str, str]]:
+    """What servy adds to every response of the demo site beyond a file server's usual
+    headers: the `/*` block of the site's `_headers` and servy's own default,
+    `X-Content-Type-Options: nosniff` (docs/headers-and-rules.md). With --site-headers the
+    peers send them too, as an admin moving the site to them would configure."""
+    headers, in_block = [], False
+    for line in (SITE / "_headers").read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if not line[0].isspace():
+            in_block = line.strip() == "/*"
+        elif in_block:
+            name, _, value = line.strip().partition(":")
+            headers.append((name.strip(), value.strip()))
+    if not headers:
+        raise RuntimeError(f"{SITE / '_headers'} has no /* block")
+    return headers + [("X-Content-Type-Options", "nosniff")]
 
 
 def under_callgrind(server: Server) -> Server:
@@ -181,6 +204,8 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=3000)
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--top", type=int, default=40, help="functions listed per variant in report.md")
+    ap.add_argument("--site-headers", action="store_true",
+                    help="nginx and h2o add the headers servy sends on every demo-site response (see site_headers)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     # The servers start in their own working directories.
@@ -214,21 +239,25 @@ def main() -> int:
     if any(p.startswith(("nginx", "h2o")) for p in peers) and not site.exists():
         precompress(SITE, site)
 
+    extra = site_headers() if args.site_headers else []
+
     def server(name: str) -> Server:
         workdir = out / name
         if name in SERVY_VARIANTS:
             return Servy(workdir, 0, args.servy, redirects_source="", profiling=False, name=name,
                          **SERVY_VARIANTS[name])
         if name.startswith("nginx"):
-            return NginxSameUser(workdir, 0, site, [], access_log=name == "nginx-log")
+            return NginxSameUser(workdir, 0, site, [], access_log=name == "nginx-log", headers=extra)
         if name.startswith("h2o"):
-            return H2o(workdir, 0, site, [], access_log=name == "h2o-log")
+            return H2o(workdir, 0, site, [], access_log=name == "h2o-log", headers=extra)
         return Floor(workdir, 0, args.floor, name.removeprefix("floor-"))
 
     md = [f"# Instructions per request (callgrind), {stamp}", "",
           f"{args.requests} GETs over one keep-alive connection, cycling over {len(paths)} embedded files, "
           f"`Accept-Encoding: br, gzip`, after {args.warmup} to warm up. User space only; a server's "
-          "whole process tree.", "",
+          "whole process tree."
+          + (" nginx and h2o add " + ", ".join(n for n, _ in extra) + " to every response, as servy sends."
+             if extra else ""), "",
           "| server | instructions / request |", "|---|---:|"]
     details = []
     counts: dict[str, float] = {}

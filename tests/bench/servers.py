@@ -175,13 +175,14 @@ class Nginx(Server):
     name = "nginx"
 
     def __init__(self, workdir: Path, cpu: int, root: Path, redirects: list[tuple[str, str]],
-                 access_log: bool = False, nopush: bool = True):
+                 access_log: bool = False, nopush: bool = True, headers: list[tuple[str, str]] = ()):
         super().__init__(workdir, cpu)
         self.name = "nginx-log" if access_log else "nginx" if nopush else "nginx-nopush"
         self.access_log = access_log
         self.nopush = nopush
         self.root = root
         self.redirects = redirects
+        self.headers = headers
 
     def command(self) -> list[str]:
         prefix = self.workdir / "nginx"
@@ -203,6 +204,14 @@ class Nginx(Server):
             if "tcp_nopush on;" not in conf:
                 raise RuntimeError("nginx.conf.in no longer says tcp_nopush on")
             conf = conf.replace("tcp_nopush on;", "tcp_nopush off;")
+        if self.headers:
+            # Extra headers on every response (`always`: 404s and 308s too), for the
+            # runs that give every server the same response headers; edited in here, as
+            # above, since benchvm has no use for them.
+            if "    index index.html;\n" not in conf:
+                raise RuntimeError("nginx.conf.in no longer has its server's index line")
+            add = "".join(f'    add_header {name} "{value}" always;\n' for name, value in self.headers)
+            conf = conf.replace("    index index.html;\n", "    index index.html;\n" + add)
         (prefix / "nginx.conf").write_text(
             f"daemon off;\npid {prefix}/nginx.pid;\nerror_log {prefix}/logs/error.log warn;\n" + conf
         )
@@ -228,19 +237,21 @@ class H2o(Server):
     name = "h2o"
 
     def __init__(self, workdir: Path, cpu: int, root: Path, redirects: list[tuple[str, str]],
-                 access_log: bool = False, tls: tuple[Path, Path] | None = None):
+                 access_log: bool = False, tls: tuple[Path, Path] | None = None,
+                 headers: list[tuple[str, str]] = ()):
         super().__init__(workdir, cpu)
         self.name = "h2o-log" if access_log else "h2o"
         self.access_log = access_log
         self.tls = tls
         self.root = root
         self.redirects = redirects
+        self.headers = headers
 
     def command(self) -> list[str]:
         config = self.workdir / "h2o.conf"
         config.write_text(h2o_conf(self.port, self.root, self.redirects,
                                    self.workdir / "access.log" if self.access_log else None, self.workdir,
-                                   self.tls))
+                                   self.tls, self.headers))
         return ["h2o", "--conf", str(config)]
 
 
