@@ -87,10 +87,9 @@ def h2o_conf(port: int, root: Path, redirects: list[tuple[str, str]], access_log
     # the host level.
     if len(headers) > 4:
         raise ValueError(f"h2o_conf: at most 4 extra headers, not {len(headers)}")
-    places = [("", "header.add"), ("", "header.set"), ("    ", "header.add"), ("    ", "header.set")]
-    lines = [f'{indent}{directive}: "{name}: {value}"\n' for (indent, directive), (name, value) in zip(places, headers)]
-    global_headers = "".join(l for l in lines if not l.startswith(" "))
-    host_headers = "".join(l for l in lines if l.startswith(" "))
+    lines = [f'{d}: "{n}: {v}"\n' for d, (n, v) in zip(["header.add", "header.set"] * 2, headers)]
+    global_headers = "".join(lines[:2])
+    host_headers = "".join("    " + line for line in lines[2:])
     return f"""{user}num-threads: 1
 pid-file: {workdir}/h2o.pid
 error-log: {workdir}/error.log

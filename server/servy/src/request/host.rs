@@ -77,17 +77,11 @@ fn is_authority(text: &[u8]) -> bool {
                 _ => return false,
             }
         }
-        _ => {
-            // A reg-name has no `:`, so the first one starts the port.
-            let Some(name) = reg_name_len(text) else {
-                return false;
-            };
-            match &text[name..] {
-                [] => (name > 0, None),
-                [b':', port @ ..] => (name > 0, Some(port)),
-                _ => return false,
-            }
-        }
+        // A reg-name has no `:`, so the first one starts the port.
+        _ => match reg_name_len(text) {
+            Some(name) => (name > 0, text.get(name + 1..)),
+            None => return false,
+        },
     };
     host_ok && port.is_none_or(|port| port.iter().all(u8::is_ascii_digit))
 }

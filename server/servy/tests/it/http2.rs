@@ -1,13 +1,15 @@
 //! HTTP/2 under many streams at once, over TLS and h2c: every response complete byte for
 //! byte, a large response not holding back small ones on the same connection, and a lone
 //! request on an idle connection answered at once (servy writes a connection's frames in
-//! batches, once per turn of its task; none of that may show).
+//! batches, once per turn of its task; none of that may show), and each response's
+//! Content-Length.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::support::h3::h2_get;
 use crate::support::http::{H2Frame, next_h2_frame};
 use crate::support::tls::{self, Pki};
 use crate::support::{Servy, TempDir, get};
@@ -259,4 +261,23 @@ fn a_lone_request_on_an_idle_connection_is_answered_at_once() {
     let (servy, _dir, pki) = start_tls();
     lone_request(&mut connect_tls(&servy, &pki), true);
     lone_request(&mut connect_h2c(&servy), false);
+}
+
+/// A GET's 200 carries no `Content-Length` of servy's own (the site leaves it to the
+/// connection layer): over HTTP/2 hyper must still say the body's length, the same as
+/// over HTTP/1.1 (HTTP/3's and HEAD's are checked in `http3.rs` and `assets.rs`).
+#[test]
+fn an_h2_response_says_its_length_as_http1_does() {
+    let (servy, _dir, pki) = start_tls();
+    let addr = servy.https.expect("https");
+    for path in SMALL.iter().chain([&LARGE]) {
+        let over_h2 = h2_get(addr, "a.test", &pki.client(&[]), path);
+        let over_h1 = get(servy.http, path);
+        assert_eq!(over_h2.status, 200, "{path}");
+        assert_eq!(
+            over_h2.header("content-length"),
+            Some(over_h1.body.len().to_string().as_str()),
+            "{path}"
+        );
+    }
 }
